@@ -1,0 +1,49 @@
+# The two commands: `make run` and `make test`. Each installs what it needs first.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+
+.PHONY: run test bench deps test-deps node-deps services browser lint clean
+
+$(VENV)/.stamp-deps: setup.cfg pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip setuptools wheel
+	$(PIP) install -q -e .
+	touch $@
+
+$(VENV)/.stamp-test-deps: $(VENV)/.stamp-deps
+	$(PIP) install -q -e '.[test]'
+	touch $@
+
+node_modules/.stamp: package.json
+	npm install --no-audit --no-fund --loglevel=error
+	touch $@
+
+deps: $(VENV)/.stamp-deps node-deps
+test-deps: $(VENV)/.stamp-test-deps node-deps services browser
+node-deps: node_modules/.stamp
+
+# PostgreSQL and NATS are the machine's own services; start them if they stopped.
+services:
+	@bash .ci/services
+
+# Debian's Chromium for the Mini App browser test (Playwright's own download cannot work here).
+browser:
+	@test -x /usr/bin/chromium || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null)
+
+run: deps
+	$(PY) main.py --dev
+
+test: test-deps
+	$(PY) -m pytest -q
+
+bench: test-deps
+	@command -v wrk >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null)
+	@for f in bench/*.py; do echo "== $$f"; $(PY) $$f || exit 1; done
+
+lint: test-deps
+	$(VENV)/bin/ruff check teller tests bench || true
+
+clean:
+	rm -rf $(VENV) node_modules var .pytest_cache .hypothesis test-artifacts

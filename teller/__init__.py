@@ -1,0 +1,1 @@
+"""Teller: custody and payments backend for a Telegram Mini App wallet."""

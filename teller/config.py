@@ -1,0 +1,372 @@
+"""Teller's settings: one immutable object, loaded from TOML with secrets from the environment.
+
+Unknown keys and missing required keys stop the start with a message that names the key; the
+server never starts half-configured. Only ``[auth]`` is required; a flow whose section is absent
+(no ``[[chains]]``, no ``[paystar]``) is off.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import MISSING, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from teller.errors import InvalidAmount
+from teller.money import parse_amount
+
+__all__ = [
+    "ConfigError",
+    "Settings",
+    "ServerSettings",
+    "DatabaseSettings",
+    "AuthSettings",
+    "SignerSettings",
+    "AssetSettings",
+    "ChainSettings",
+    "PaystarSettings",
+    "IrtSettings",
+    "TelegramSettings",
+    "NatsSettings",
+    "load_settings",
+    "settings_from_mapping",
+]
+
+IRT_DECIMALS = 0
+JWT_SECRET_LEN_MIN = 32
+
+
+class ConfigError(Exception):
+    """The configuration is wrong; the message names the key."""
+
+
+@dataclass(frozen=True, slots=True)
+class ServerSettings:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    body_size_max_bytes: int = 64 * 1024
+    rate_limit_per_user_per_s: float = 20.0
+    rate_limit_per_ip_per_s: float = 50.0
+    rate_limit_burst: int = 40
+    upstream_timeout_s: float = 10.0
+    node: str = "teller-1"
+
+
+@dataclass(frozen=True, slots=True)
+class DatabaseSettings:
+    url: str = "sqlite:///var/teller.db"
+
+
+@dataclass(frozen=True, slots=True)
+class AuthSettings:
+    bot_token: str
+    jwt_secret: str
+    ops_token: str
+    jwt_ttl_s: int = 900
+    init_data_max_age_s: int = 86400
+    gateway_secret: str = ""
+    dev: bool = False
+
+    def __repr__(self) -> str:  # secrets never reach a log line or a traceback
+        return f"AuthSettings(jwt_ttl_s={self.jwt_ttl_s}, dev={self.dev}, secrets=<hidden>)"
+
+
+@dataclass(frozen=True, slots=True)
+class SignerSettings:
+    mnemonic: str = ""
+    keystore: str = ""
+    password: str = ""
+    hot_wallet_index: int = 0
+
+    def __repr__(self) -> str:
+        return f"SignerSettings(keystore={self.keystore!r}, hot_wallet_index={self.hot_wallet_index})"
+
+
+@dataclass(frozen=True, slots=True)
+class AssetSettings:
+    symbol: str
+    decimals: int
+    contract: str | None
+    min_withdrawal_minor: int
+    withdrawal_fee_minor: int
+
+
+@dataclass(frozen=True, slots=True)
+class ChainSettings:
+    name: str
+    chain_id: int
+    rpc_url: str
+    native: AssetSettings
+    tokens: tuple[AssetSettings, ...] = ()
+    confirmations: int = 12
+    poll_interval_s: float = 2.0
+    rpc_timeout_s: float = 10.0
+    catchup_range_blocks: int = 500
+    max_fee_per_gas_cap_wei: int = 500 * 10**9
+    replace_after_s: float = 60.0
+
+    @property
+    def assets(self) -> tuple[AssetSettings, ...]:
+        return (self.native, *self.tokens)
+
+    def asset(self, symbol: str) -> AssetSettings | None:
+        return next((a for a in self.assets if a.symbol == symbol), None)
+
+
+@dataclass(frozen=True, slots=True)
+class PaystarSettings:
+    base_url: str
+    application_id: str
+    access_password: str
+    refresh_token: str
+    timeout_s: float = 10.0
+    retries_max: int = 2
+
+    def __repr__(self) -> str:
+        return f"PaystarSettings(base_url={self.base_url!r}, secrets=<hidden>)"
+
+
+@dataclass(frozen=True, slots=True)
+class IrtSettings:
+    company_iban: str
+    account_owner: str
+    bank: str
+    statement_url: str = ""
+    statement_poll_interval_s: float = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class TelegramSettings:
+    api_base: str = "https://api.telegram.org"
+    mode: str = "off"
+    webhook_secret: str = ""
+    mini_app_url: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class NatsSettings:
+    url: str = ""
+    stream: str = "TELLER"
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    auth: AuthSettings
+    server: ServerSettings = field(default_factory=ServerSettings)
+    database: DatabaseSettings = field(default_factory=DatabaseSettings)
+    signer: SignerSettings = field(default_factory=SignerSettings)
+    chains: tuple[ChainSettings, ...] = ()
+    withdrawal_daily_limits_minor: Mapping[str, int] = field(default_factory=dict)
+    paystar: PaystarSettings | None = None
+    irt: IrtSettings | None = None
+    telegram: TelegramSettings = field(default_factory=TelegramSettings)
+    nats: NatsSettings = field(default_factory=NatsSettings)
+
+    def chain(self, name: str) -> ChainSettings | None:
+        return next((c for c in self.chains if c.name == name), None)
+
+
+# Environment overrides: (section, key) -> variable.
+_ENV = {
+    ("server", "port"): "TELLER_PORT",
+    ("database", "url"): "TELLER_DATABASE_URL",
+    ("auth", "bot_token"): "TELLER_BOT_TOKEN",
+    ("auth", "jwt_secret"): "TELLER_JWT_SECRET",
+    ("auth", "gateway_secret"): "TELLER_GATEWAY_SECRET",
+    ("auth", "ops_token"): "TELLER_OPS_TOKEN",
+    ("signer", "mnemonic"): "TELLER_SIGNER_MNEMONIC",
+    ("signer", "password"): "TELLER_SIGNER_PASSWORD",
+    ("paystar", "access_password"): "TELLER_PAYSTAR_PASSWORD",
+    ("paystar", "refresh_token"): "TELLER_PAYSTAR_REFRESH_TOKEN",
+    ("telegram", "api_base"): "TELLER_TELEGRAM_API",
+    ("nats", "url"): "TELLER_NATS_URL",
+}
+_SECTIONS = {"server", "database", "auth", "signer", "chains", "limits", "paystar", "irt", "telegram", "nats"}
+
+
+def load_settings(path: str | Path, *, environ: Mapping[str, str] | None = None) -> Settings:
+    try:
+        with open(path, "rb") as fh:
+            raw = tomllib.load(fh)
+    except FileNotFoundError as exc:
+        raise ConfigError(f"configuration file not found: {path}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+    return settings_from_mapping(raw, environ=os.environ if environ is None else environ)
+
+
+def settings_from_mapping(raw: Mapping[str, Any], *, environ: Mapping[str, str] | None = None) -> Settings:
+    raw = {k: (dict(v) if isinstance(v, Mapping) else v) for k, v in raw.items()}
+    for key in raw:
+        if key not in _SECTIONS:
+            raise ConfigError(f"unknown configuration section: [{key}]")
+    for (section, key), var in _ENV.items():
+        if environ and environ.get(var):
+            raw.setdefault(section, {})[key] = environ[var]
+    return Settings(
+        auth=_build(AuthSettings, raw, "auth", required=True),
+        server=_build(ServerSettings, raw, "server"),
+        database=_build(DatabaseSettings, raw, "database"),
+        signer=_build(SignerSettings, raw, "signer"),
+        chains=_chains(raw.get("chains", [])),
+        withdrawal_daily_limits_minor=_limits(raw.get("limits", {}), raw.get("chains", [])),
+        paystar=_build(PaystarSettings, raw, "paystar") if "paystar" in raw else None,
+        irt=_build(IrtSettings, raw, "irt") if "irt" in raw else None,
+        telegram=_build(TelegramSettings, raw, "telegram"),
+        nats=_build(NatsSettings, raw, "nats"),
+    )
+
+
+def _build(cls: type, raw: Mapping[str, Any], section: str, *, required: bool = False) -> Any:
+    values = raw.get(section)
+    if values is None:
+        if required:
+            raise ConfigError(f"missing required section: [{section}]")
+        values = {}
+    if not isinstance(values, Mapping):
+        raise ConfigError(f"[{section}] must be a table")
+    fields = cls.__dataclass_fields__
+    for key in values:
+        if key not in fields:
+            raise ConfigError(f"unknown configuration key: {section}.{key}")
+    kwargs: dict[str, Any] = {}
+    for name, f in fields.items():
+        if name in values:
+            kwargs[name] = _coerce(f"{section}.{name}", values[name], f.type)
+        elif f.default is MISSING and f.default_factory is MISSING:
+            raise ConfigError(f"missing required configuration key: {section}.{name}")
+    settings = cls(**kwargs)
+    _validate(section, settings)
+    return settings
+
+
+
+def _coerce(key: str, value: Any, type_name: Any) -> Any:
+    type_name = str(type_name)
+    try:
+        if type_name == "bool":
+            if isinstance(value, str):
+                return value.lower() in ("1", "true", "yes")
+            if not isinstance(value, bool):
+                raise TypeError
+            return value
+        if type_name == "int":
+            if isinstance(value, bool):
+                raise TypeError
+            return int(value)
+        if type_name == "float":
+            if isinstance(value, bool):
+                raise TypeError
+            return float(value)
+        if type_name == "str":
+            if not isinstance(value, str):
+                raise TypeError
+            return value
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{key} must be a {type_name}, got {value!r}") from exc
+    return value
+
+
+def _validate(section: str, settings: Any) -> None:
+    if section == "auth":
+        if len(settings.jwt_secret.encode()) < JWT_SECRET_LEN_MIN:
+            raise ConfigError(f"auth.jwt_secret must be at least {JWT_SECRET_LEN_MIN} bytes")
+        if not settings.bot_token:
+            raise ConfigError("auth.bot_token must not be empty")
+        if not settings.ops_token:
+            raise ConfigError("auth.ops_token must not be empty")
+    if section == "telegram" and settings.mode not in ("off", "polling", "webhook"):
+        raise ConfigError("telegram.mode must be one of off, polling, webhook")
+    if section == "telegram" and settings.mode == "webhook" and not settings.webhook_secret:
+        raise ConfigError("telegram.webhook_secret is required when telegram.mode = \"webhook\"")
+    if section == "database" and not settings.url.startswith(("sqlite://", "postgresql://", "postgres://")):
+        raise ConfigError("database.url must start with sqlite:// or postgresql://")
+
+
+_ASSET_KEYS = {"symbol", "decimals", "contract", "min_withdrawal", "withdrawal_fee"}
+
+
+def _asset(key: str, raw: Any, *, native: bool) -> AssetSettings:
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"{key} must be a table")
+    for k in raw:
+        if k not in _ASSET_KEYS or (native and k == "contract"):
+            raise ConfigError(f"unknown configuration key: {key}.{k}")
+    for k in ("symbol", "decimals") + (() if native else ("contract",)):
+        if k not in raw:
+            raise ConfigError(f"missing required configuration key: {key}.{k}")
+    decimals = _coerce(f"{key}.decimals", raw["decimals"], "int")
+    if not 0 <= decimals <= 36:
+        raise ConfigError(f"{key}.decimals must be between 0 and 36")
+    try:
+        minimum = parse_amount(str(raw.get("min_withdrawal", "0")), decimals, allow_zero=True)
+        fee = parse_amount(str(raw.get("withdrawal_fee", "0")), decimals, allow_zero=True)
+    except InvalidAmount as exc:
+        raise ConfigError(f"{key}: {exc.message}") from exc
+    return AssetSettings(
+        symbol=str(raw["symbol"]),
+        decimals=decimals,
+        contract=None if native else str(raw["contract"]),
+        min_withdrawal_minor=minimum,
+        withdrawal_fee_minor=fee,
+    )
+
+
+_CHAIN_PLAIN = {
+    "name": "str", "chain_id": "int", "rpc_url": "str", "confirmations": "int", "poll_interval_s": "float",
+    "rpc_timeout_s": "float", "catchup_range_blocks": "int", "max_fee_per_gas_cap_wei": "int",
+    "replace_after_s": "float",
+}
+
+
+def _chains(raw: Any) -> tuple[ChainSettings, ...]:
+    if not isinstance(raw, list):
+        raise ConfigError("[[chains]] must be an array of tables")
+    chains = []
+    for i, item in enumerate(raw):
+        key = f"chains[{i}]"
+        if not isinstance(item, Mapping):
+            raise ConfigError(f"{key} must be a table")
+        for k in item:
+            if k not in _CHAIN_PLAIN and k not in ("native", "tokens"):
+                raise ConfigError(f"unknown configuration key: {key}.{k}")
+        for k in ("name", "chain_id", "rpc_url", "native"):
+            if k not in item:
+                raise ConfigError(f"missing required configuration key: {key}.{k}")
+        kwargs = {k: _coerce(f"{key}.{k}", v, _CHAIN_PLAIN[k]) for k, v in item.items() if k in _CHAIN_PLAIN}
+        tokens = tuple(_asset(f"{key}.tokens[{j}]", t, native=False) for j, t in enumerate(item.get("tokens", [])))
+        chain = ChainSettings(native=_asset(f"{key}.native", item["native"], native=True), tokens=tokens, **kwargs)
+        symbols = [a.symbol for a in chain.assets]
+        if len(set(symbols)) != len(symbols):
+            raise ConfigError(f"{key}: asset symbols must be unique on a chain")
+        if chain.confirmations < 1:
+            raise ConfigError(f"{key}.confirmations must be at least 1")
+        chains.append(chain)
+    names = [c.name for c in chains]
+    if len(set(names)) != len(names):
+        raise ConfigError("chains: names must be unique")
+    return tuple(chains)
+
+
+def _limits(raw: Any, chains_raw: Any) -> dict[str, int]:
+    if not isinstance(raw, Mapping):
+        raise ConfigError("[limits] must be a table")
+    for k in raw:
+        if k != "withdrawal_daily_per_user":
+            raise ConfigError(f"unknown configuration key: limits.{k}")
+    decimals: dict[str, int] = {}
+    for chain in chains_raw if isinstance(chains_raw, list) else []:
+        for asset in [chain.get("native", {}), *chain.get("tokens", [])]:
+            if isinstance(asset, Mapping) and "symbol" in asset:
+                decimals[str(asset["symbol"])] = int(asset.get("decimals", 0))
+    limits = {}
+    for symbol, text in dict(raw.get("withdrawal_daily_per_user", {})).items():
+        if symbol not in decimals:
+            raise ConfigError(f"limits.withdrawal_daily_per_user.{symbol}: no configured chain has this asset")
+        try:
+            limits[symbol] = parse_amount(str(text), decimals[symbol])
+        except InvalidAmount as exc:
+            raise ConfigError(f"limits.withdrawal_daily_per_user.{symbol}: {exc.message}") from exc
+    return limits

@@ -1,0 +1,232 @@
+"""Teller's domain errors: one tree, each leaf with a stable ``code``.
+
+::
+
+    TellerError(code)
+    ├── InvalidInput ........... 400/422  MalformedRequest, InvalidAmount, InvalidAddress, InvalidCard,
+    │                                     InvalidIban, UnknownChain, UnknownAsset
+    ├── NotAuthenticated ....... 401      InvalidInitData, ExpiredInitData, InvalidToken, UntrustedGateway
+    ├── Forbidden .............. 403
+    ├── NotFound ............... 404
+    ├── Conflict ............... 409      InsufficientFunds, IdempotencyConflict, CardExists,
+    │                                     HoldAlreadyResolved
+    ├── LimitExceeded .......... 403/429  DailyLimitExceeded, RateLimited
+    ├── PayloadTooLarge ........ 413
+    └── UpstreamUnavailable .... 502/503  ChainUnavailable, ProviderUnavailable, TelegramUnavailable,
+                                          ServiceUnavailable
+
+A bug (AssertionError, anything else) is not a TellerError: the HTTP layer answers 500 with no
+details and the actor that hit it restarts. The mapping to HTTP statuses lives in
+``teller/http/errors.py``; nothing else knows about statuses. Data lives in class attributes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = [
+    "TellerError",
+    "InvalidInput",
+    "MalformedRequest",
+    "InvalidAmount",
+    "InvalidAddress",
+    "InvalidCard",
+    "InvalidIban",
+    "UnknownChain",
+    "UnknownAsset",
+    "NotAuthenticated",
+    "InvalidInitData",
+    "ExpiredInitData",
+    "InvalidToken",
+    "UntrustedGateway",
+    "Forbidden",
+    "NotFound",
+    "Conflict",
+    "InsufficientFunds",
+    "IdempotencyConflict",
+    "CardExists",
+    "HoldAlreadyResolved",
+    "LimitExceeded",
+    "DailyLimitExceeded",
+    "RateLimited",
+    "PayloadTooLarge",
+    "UpstreamUnavailable",
+    "ChainUnavailable",
+    "ProviderUnavailable",
+    "TelegramUnavailable",
+    "ServiceUnavailable",
+    "FeatureDisabled",
+]
+
+
+class TellerError(Exception):
+    """Base of every expected (domain) error. ``code`` is stable and machine-readable."""
+
+    code: str = "error"
+    default_message: str = "request failed"
+
+    def __init__(self, message: str | None = None, **details: Any) -> None:
+        self.message = message or self.default_message
+        self.details = details
+        super().__init__(self.message)
+
+    def __reduce__(self) -> tuple[Any, ...]:  # keep pickling/copying working with kwargs
+        return (_rebuild, (type(self), self.message, self.details))
+
+
+def _rebuild(cls: type[TellerError], message: str, details: dict[str, Any]) -> TellerError:
+    return cls(message, **details)
+
+
+class InvalidInput(TellerError):
+    code = "invalid_input"
+    default_message = "invalid input"
+
+
+class MalformedRequest(InvalidInput):
+    code = "malformed_request"
+    default_message = "the request is malformed"
+
+
+class InvalidAmount(InvalidInput):
+    code = "invalid_amount"
+    default_message = "invalid amount"
+
+
+class InvalidAddress(InvalidInput):
+    code = "invalid_address"
+    default_message = "invalid address"
+
+
+class InvalidCard(InvalidInput):
+    code = "invalid_card"
+    default_message = "invalid card number"
+
+
+class InvalidIban(InvalidInput):
+    code = "invalid_iban"
+    default_message = "invalid IBAN"
+
+
+class UnknownChain(InvalidInput):
+    code = "unknown_chain"
+    default_message = "unknown chain"
+
+
+class UnknownAsset(InvalidInput):
+    code = "unknown_asset"
+    default_message = "unknown asset"
+
+
+class NotAuthenticated(TellerError):
+    code = "not_authenticated"
+    default_message = "authentication required"
+
+
+class InvalidInitData(NotAuthenticated):
+    code = "invalid_init_data"
+    default_message = "init data is invalid"
+
+
+class ExpiredInitData(NotAuthenticated):
+    code = "expired_init_data"
+    default_message = "init data is too old"
+
+
+class InvalidToken(NotAuthenticated):
+    code = "invalid_token"
+    default_message = "the token is invalid or expired"
+
+
+class UntrustedGateway(NotAuthenticated):
+    code = "untrusted_gateway"
+    default_message = "X-Telegram-Id is accepted only from a trusted gateway"
+
+
+class Forbidden(TellerError):
+    code = "forbidden"
+    default_message = "not allowed"
+
+
+class NotFound(TellerError):
+    code = "not_found"
+    default_message = "not found"
+
+
+class Conflict(TellerError):
+    code = "conflict"
+    default_message = "conflict"
+
+
+class InsufficientFunds(Conflict):
+    code = "insufficient_funds"
+    default_message = "insufficient funds"
+
+
+class IdempotencyConflict(Conflict):
+    code = "idempotency_conflict"
+    default_message = "the idempotency key was already used with different content"
+
+
+class CardExists(Conflict):
+    code = "card_exists"
+    default_message = "this card is already registered"
+
+
+class HoldAlreadyResolved(Conflict):
+    code = "hold_already_resolved"
+    default_message = "the hold was already posted or voided"
+
+
+class LimitExceeded(TellerError):
+    code = "limit_exceeded"
+    default_message = "limit exceeded"
+
+
+class DailyLimitExceeded(LimitExceeded):
+    code = "limit_exceeded"
+    default_message = "the daily withdrawal limit would be exceeded"
+
+
+class RateLimited(LimitExceeded):
+    code = "rate_limited"
+    default_message = "too many requests"
+
+    def __init__(self, message: str | None = None, *, retry_after_s: int = 1, **details: Any) -> None:
+        super().__init__(message, retry_after_s=retry_after_s, **details)
+        self.retry_after_s = retry_after_s
+
+
+class PayloadTooLarge(TellerError):
+    code = "payload_too_large"
+    default_message = "the request body is too large"
+
+
+class UpstreamUnavailable(TellerError):
+    code = "upstream_unavailable"
+    default_message = "an upstream service is unavailable"
+
+
+class ChainUnavailable(UpstreamUnavailable):
+    code = "chain_unavailable"
+    default_message = "the chain node is unavailable"
+
+
+class ProviderUnavailable(UpstreamUnavailable):
+    code = "provider_unavailable"
+    default_message = "the payment provider is unavailable"
+
+
+class TelegramUnavailable(UpstreamUnavailable):
+    code = "telegram_unavailable"
+    default_message = "Telegram is unavailable"
+
+
+class ServiceUnavailable(UpstreamUnavailable):
+    code = "service_unavailable"
+    default_message = "the service is temporarily unavailable"
+
+
+class FeatureDisabled(ServiceUnavailable):
+    code = "feature_disabled"
+    default_message = "this feature is not configured on this server"
