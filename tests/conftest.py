@@ -1,0 +1,5 @@
+"""Shared test wiring. Each area's fixtures live in tests/fixtures/<area>.py, loaded here."""
+
+pytest_plugins = [
+    "tests.fixtures.common",
+]
