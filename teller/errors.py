@@ -13,7 +13,7 @@
     ├── LimitExceeded .......... 403/429  DailyLimitExceeded, RateLimited
     ├── PayloadTooLarge ........ 413
     └── UpstreamUnavailable .... 502/503  ChainUnavailable, ProviderUnavailable, TelegramUnavailable,
-                                          ServiceUnavailable
+                                          EventsUnavailable, ServiceUnavailable
 
 A bug (AssertionError, anything else) is not a TellerError: the HTTP layer answers 500 with no
 details and the actor that hit it restarts. The mapping to HTTP statuses lives in
@@ -54,6 +54,7 @@ __all__ = [
     "ChainUnavailable",
     "ProviderUnavailable",
     "TelegramUnavailable",
+    "EventsUnavailable",
     "ServiceUnavailable",
     "FeatureDisabled",
 ]
@@ -220,6 +221,11 @@ class ProviderUnavailable(UpstreamUnavailable):
 class TelegramUnavailable(UpstreamUnavailable):
     code = "telegram_unavailable"
     default_message = "Telegram is unavailable"
+
+
+class EventsUnavailable(UpstreamUnavailable):
+    code = "events_unavailable"
+    default_message = "the event stream (NATS JetStream) is unavailable"
 
 
 class ServiceUnavailable(UpstreamUnavailable):
