@@ -1,0 +1,103 @@
+"""Who is calling: Telegram init data, the trusted-gateway header, user JWTs and the ops token.
+
+Init data is checked with aiogram's validator (HMAC-SHA256 keyed from the bot token, constant-time
+compare); aiogram does not check ``auth_date``, so we do. JWT verification pins HS256 and requires
+``sub``, ``iat``, ``exp``, ``aud`` and ``iss``: ``alg: none`` or any other algorithm is refused.
+"""
+
+from __future__ import annotations
+
+import hmac
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import jwt
+from aiogram.utils.web_app import safe_parse_webapp_init_data
+
+from teller.config import AuthSettings
+from teller.errors import ExpiredInitData, InvalidInitData, InvalidToken, UntrustedGateway
+
+__all__ = ["TelegramIdentity", "Authenticator", "JWT_AUDIENCE", "JWT_ISSUER"]
+
+JWT_ALGORITHM = "HS256"
+JWT_AUDIENCE = "teller-miniapp"
+JWT_ISSUER = "teller"
+INIT_DATA_LEN_MAX = 4096
+# Telegram's clock and ours may disagree a little; init data "from the future" beyond this is forged.
+CLOCK_SKEW_S = 60
+TELEGRAM_ID_MAX = 2**52
+
+
+@dataclass(frozen=True, slots=True)
+class TelegramIdentity:
+    telegram_id: int
+    username: str | None
+    first_name: str
+
+
+class Authenticator:
+    def __init__(self, settings: AuthSettings) -> None:
+        self._settings = settings
+        self._jwt_key = settings.jwt_secret.encode()
+
+    # -- Telegram ---------------------------------------------------------------------------
+    def identity_from_init_data(self, init_data: object, *, now_s: float | None = None) -> TelegramIdentity:
+        if not isinstance(init_data, str) or not init_data or len(init_data) > INIT_DATA_LEN_MAX:
+            raise InvalidInitData("init_data must be the Mini App's initData string")
+        try:
+            parsed = safe_parse_webapp_init_data(self._settings.bot_token, init_data)
+        except (ValueError, TypeError) as exc:  # bad signature, bad query string or bad field values
+            raise InvalidInitData() from exc
+        user = parsed.user
+        if user is None or not 0 < user.id < TELEGRAM_ID_MAX:
+            raise InvalidInitData("init data carries no user")
+        age_s = (time.time() if now_s is None else now_s) - parsed.auth_date.timestamp()
+        if age_s > self._settings.init_data_max_age_s:
+            raise ExpiredInitData()
+        if age_s < -CLOCK_SKEW_S:
+            raise InvalidInitData("auth_date is in the future")
+        return TelegramIdentity(telegram_id=user.id, username=user.username, first_name=user.first_name or "")
+
+    def identity_from_gateway(self, *, telegram_id_header: str, gateway_secret_header: str | None) -> TelegramIdentity:
+        secret = self._settings.gateway_secret
+        trusted = self._settings.dev or (
+            bool(secret) and gateway_secret_header is not None
+            and hmac.compare_digest(secret.encode(), gateway_secret_header.encode())
+        )
+        if not trusted:
+            raise UntrustedGateway()
+        text = telegram_id_header.strip()
+        if not text.isascii() or not text.isdigit() or not 0 < int(text) < TELEGRAM_ID_MAX:
+            raise InvalidInitData("X-Telegram-Id must be a positive Telegram user id")
+        return TelegramIdentity(telegram_id=int(text), username=None, first_name="")
+
+    # -- user tokens ------------------------------------------------------------------------
+    def issue_token(self, user_id: str, *, now_s: float | None = None) -> str:
+        now = int(time.time() if now_s is None else now_s)
+        claims = {
+            "sub": user_id, "iat": now, "exp": now + self._settings.jwt_ttl_s,
+            "aud": JWT_AUDIENCE, "iss": JWT_ISSUER,
+        }
+        return jwt.encode(claims, self._jwt_key, algorithm=JWT_ALGORITHM)
+
+    @property
+    def token_ttl_s(self) -> int:
+        return self._settings.jwt_ttl_s
+
+    def user_id_from_token(self, token: str) -> str:
+        try:
+            claims: dict[str, Any] = jwt.decode(
+                token, self._jwt_key, algorithms=[JWT_ALGORITHM], audience=JWT_AUDIENCE, issuer=JWT_ISSUER,
+                options={"require": ["sub", "iat", "exp", "aud", "iss"]},
+            )
+        except jwt.PyJWTError as exc:
+            raise InvalidToken() from exc
+        sub = claims["sub"]
+        if not isinstance(sub, str) or not sub:
+            raise InvalidToken()
+        return sub
+
+    # -- ops --------------------------------------------------------------------------------
+    def is_ops_token(self, token: str) -> bool:
+        return hmac.compare_digest(self._settings.ops_token.encode(), token.encode())

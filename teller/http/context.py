@@ -1,0 +1,34 @@
+"""What the HTTP layer is given: one immutable bundle of the running Teller's parts."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+from teller.assets import AssetRegistry
+from teller.config import Settings
+from teller.http.auth import Authenticator
+from teller.http.metrics import HttpMetrics
+
+__all__ = ["Services", "SERVICES"]
+
+
+@dataclass(frozen=True, slots=True)
+class Services:
+    settings: Settings
+    store: Any                      # teller.storage Store
+    assets: AssetRegistry
+    auth: Authenticator
+    metrics: HttpMetrics
+    tree: Any = None                # teller.runtime tree (status, handles)
+    wallets: Callable[[str], Any] | None = None   # user id -> the user's wallet actor handle
+    flows: dict[str, Any] = field(default_factory=dict)  # optional flow services by name
+    extra_status: Callable[[], Any] | None = None  # per-chain head/lag, outbox backlog
+    started_at_s: float = field(default_factory=time.monotonic)
+
+
+SERVICES = web.AppKey("services", Services)

@@ -1,0 +1,76 @@
+"""JSON Schemas of the HTTP contract (../shared/API.md), used by the OpenAPI document."""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["ref", "COMPONENTS", "ERROR", "AMOUNT", "TIMESTAMP"]
+
+AMOUNT = {"type": "string", "pattern": r"^-?[0-9]+(\.[0-9]+)?$", "description": "decimal string in display units"}
+TIMESTAMP = {"type": "string", "format": "date-time"}
+NULLABLE_TIMESTAMP = {"type": ["string", "null"], "format": "date-time"}
+
+
+def ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _obj(props: dict[str, Any], *, required: list[str] | None = None, extra: bool = True) -> dict[str, Any]:
+    return {
+        "type": "object", "properties": props,
+        "required": list(props) if required is None else required, "additionalProperties": extra,
+    }
+
+
+COMPONENTS: dict[str, Any] = {
+    "Error": _obj({"error": _obj({"code": {"type": "string"}, "message": {"type": "string"}})}),
+    "User": _obj({
+        "id": {"type": "string"}, "telegram_id": {"type": "integer"},
+        "username": {"type": ["string", "null"]}, "first_name": {"type": "string"}, "created_at": TIMESTAMP,
+    }),
+    "AuthRequest": _obj({"init_data": {"type": "string", "maxLength": 4096}}, required=[]),
+    "AuthResponse": _obj({
+        "token": {"type": "string"}, "token_type": {"type": "string", "enum": ["Bearer"]},
+        "expires_in": {"type": "integer"}, "user": ref("User"),
+    }),
+    "Asset": _obj({
+        "asset": {"type": "string"}, "chain": {"type": ["string", "null"]}, "decimals": {"type": "integer"},
+        "contract": {"type": ["string", "null"]}, "min_withdrawal": AMOUNT, "withdrawal_fee": AMOUNT,
+        "confirmations": {"type": ["integer", "null"]},
+    }),
+    "Assets": _obj({"assets": {"type": "array", "items": ref("Asset")}}),
+    "Balance": _obj({
+        "asset": {"type": "string"}, "chain": {"type": ["string", "null"]}, "available": AMOUNT, "held": AMOUNT,
+        "decimals": {"type": "integer"},
+    }),
+    "Balances": _obj({"balances": {"type": "array", "items": ref("Balance")}}),
+    "Transaction": _obj({
+        "id": {"type": "string"}, "asset": {"type": "string"}, "chain": {"type": ["string", "null"]},
+        "direction": {"type": "string", "enum": ["credit", "debit"]}, "amount": AMOUNT,
+        "kind": {"type": "string"}, "status": {"type": "string", "enum": ["posted", "pending", "voided"]},
+        "created_at": TIMESTAMP,
+    }),
+    "Transactions": _obj({
+        "transactions": {"type": "array", "items": ref("Transaction")}, "next_cursor": {"type": ["string", "null"]},
+    }),
+    "ClientConfig": _obj({"dev": {"type": "boolean"}, "bot_username": {"type": ["string", "null"]}}),
+    "Health": _obj({"status": {"type": "string"}}),
+    "StatusNode": {
+        "type": "object",
+        "properties": {
+            "name": {"type": "string"}, "kind": {"type": "string", "enum": ["supervisor", "actor"]},
+            "strategy": {"type": ["string", "null"]},
+            "state": {"type": "string", "enum": ["running", "restarting", "stopped", "failed"]},
+            "restarts": {"type": "integer"}, "last_failure": {"type": ["object", "null"]},
+            "mailbox": {"type": "integer"}, "processed": {"type": "integer"},
+            "children": {"type": "array", "items": {"$ref": "#/components/schemas/StatusNode"}},
+        },
+        "required": ["name", "kind", "state", "restarts", "last_failure", "mailbox", "processed", "children"],
+    },
+    "Status": _obj({
+        "node": {"type": "string"}, "uptime_s": {"type": "number"}, "tree": ref("StatusNode"),
+        "chains": {"type": "array", "items": {"type": "object"}}, "outbox": {"type": "object"},
+    }, required=["node", "uptime_s", "tree"]),
+}
+
+ERROR = ref("Error")
