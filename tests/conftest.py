@@ -2,4 +2,6 @@
 
 pytest_plugins = [
     "tests.fixtures.common",
+    "tests.fixtures.nats",
+    "tests.fixtures.telegram",
 ]

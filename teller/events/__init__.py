@@ -1,0 +1,25 @@
+"""Teller's events: the schema (what is announced) and the NATS JetStream publisher."""
+
+from teller.events.jetstream import PUBLISH_BATCH_MAX, JetStreamPublisher, PublishResult
+from teller.events.schema import (
+    EVENT_ID_LEN_MAX,
+    EVENT_JSON_BYTES_MAX,
+    EVENT_REQUIRED_KEYS,
+    SUBJECT_PREFIX,
+    Event,
+    EventType,
+    new_event_id,
+)
+
+__all__ = [
+    "Event",
+    "EventType",
+    "EVENT_REQUIRED_KEYS",
+    "EVENT_ID_LEN_MAX",
+    "EVENT_JSON_BYTES_MAX",
+    "SUBJECT_PREFIX",
+    "new_event_id",
+    "JetStreamPublisher",
+    "PublishResult",
+    "PUBLISH_BATCH_MAX",
+]

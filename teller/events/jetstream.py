@@ -1,0 +1,213 @@
+"""Publish Teller events to NATS JetStream, exactly once in the stream, pipelined.
+
+Each event goes to ``<subject_prefix>.<type>`` with its id as ``Nats-Msg-Id``, so JetStream drops a
+republished event inside its duplicate window: the relay may retry a whole batch after a crash and
+the stream still holds each event once. A batch is sent with ``publish_async`` (all messages out,
+then the acks gathered; FIELD-NOTES: ~7x awaiting each ack) and the result names exactly the
+events whose acks arrived: only those may be marked delivered.
+
+Every nats-py failure becomes ``EventsUnavailable``. Connecting is lazy and bounded: one attempt
+per call, at most ``connect_timeout_s`` (a closed port fails at once). A connection that drops is
+closed and the next call connects afresh, so the publisher survives NATS being down for any length
+of time and needs no restart when it comes back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import nats
+import nats.errors
+import nats.js.errors
+from nats.aio.client import Client as NatsClient
+from nats.js import JetStreamContext
+from nats.js.api import StreamConfig
+
+from teller.errors import EventsUnavailable
+from teller.events.schema import SUBJECT_PREFIX, Event
+from teller.log import get_logger
+
+__all__ = ["JetStreamPublisher", "PublishResult", "PUBLISH_BATCH_MAX"]
+
+# The relay's batch and nats-py's in-flight bound: one batch never stalls on the client's semaphore.
+PUBLISH_BATCH_MAX = 1000
+_DUPLICATE_WINDOW_S = 120.0
+_CONNECT_RETRY_WAIT_S = 0.1  # JetStream's default; the relay's retries happen well inside it
+
+
+@dataclass(frozen=True, slots=True)
+class PublishResult:
+    """What JetStream acknowledged. ``acked`` includes ``duplicates`` (already stored earlier)."""
+
+    acked: tuple[str, ...]
+    duplicates: tuple[str, ...]
+    failed: tuple[str, ...]
+
+    @property
+    def complete(self) -> bool:
+        return not self.failed
+
+
+class JetStreamPublisher:
+    """One connection, one stream. Use ``async with`` or call ``close()``.
+
+    ``publish_batch`` returns a ``PublishResult`` when at least one ack arrived (the caller marks
+    only ``acked`` delivered and retries ``failed``); it raises ``EventsUnavailable`` when nothing
+    could be published at all, so a relay backs off.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        stream: str = "TELLER",
+        subject_prefix: str = SUBJECT_PREFIX,
+        connect_timeout_s: float = 2.0,
+        ack_timeout_s: float = 5.0,
+        stream_max_age_s: float = 7 * 24 * 3600.0,
+    ) -> None:
+        if not url:
+            raise ValueError("a NATS url is required (empty nats.url means events stay in-process)")
+        self._url = url
+        self._stream = stream
+        self._prefix = subject_prefix
+        self._connect_timeout_s = connect_timeout_s
+        self._ack_timeout_s = ack_timeout_s
+        self._stream_max_age_s = stream_max_age_s
+        self._nc: NatsClient | None = None
+        self._js: JetStreamContext | None = None
+        self._connect_lock = asyncio.Lock()
+        self._log = get_logger(component="jetstream", stream=stream)
+
+    @property
+    def stream(self) -> str:
+        return self._stream
+
+    async def __aenter__(self) -> JetStreamPublisher:
+        return self
+
+    async def __aexit__(self, *_exc: object) -> None:
+        await self.close()
+
+    async def connect(self) -> None:
+        """Connect and make sure the stream exists; ``EventsUnavailable`` if NATS is not there."""
+        await self._ensure_js()
+
+    async def publish_batch(self, events: Sequence[Event]) -> PublishResult:
+        if len(events) > PUBLISH_BATCH_MAX:
+            raise ValueError(f"batch of {len(events)} events is over PUBLISH_BATCH_MAX={PUBLISH_BATCH_MAX}")
+        if not events:
+            return PublishResult((), (), ())
+        js = await self._ensure_js()
+        futures: list[tuple[str, asyncio.Future[Any]]] = []
+        try:
+            for event in events:
+                future = await js.publish_async(
+                    event.subject_under(self._prefix),
+                    event.to_json(),
+                    headers={"Nats-Msg-Id": event.id},
+                    stream=self._stream,
+                    wait_stall=self._ack_timeout_s,
+                )
+                futures.append((event.id, future))
+        except (nats.errors.Error, OSError, asyncio.TimeoutError) as exc:
+            self._log.warning("jetstream.publish_interrupted", error=type(exc).__name__, sent=len(futures))
+        result = await self._gather_acks(futures, [e.id for e in events[len(futures):]])
+        if not result.acked:
+            raise EventsUnavailable("no event was acknowledged by JetStream", failed=len(result.failed))
+        return result
+
+    async def _gather_acks(self, futures: list[tuple[str, asyncio.Future[Any]]], unsent: list[str]) -> PublishResult:
+        if futures:
+            await asyncio.wait([f for _, f in futures], timeout=self._ack_timeout_s)
+        acked: list[str] = []
+        duplicates: list[str] = []
+        failed = list(unsent)
+        for event_id, future in futures:
+            if not future.done():
+                future.cancel()  # frees nats-py's in-flight slot; a late ack is simply ignored
+                failed.append(event_id)
+            elif future.cancelled() or future.exception() is not None:
+                failed.append(event_id)
+            else:
+                acked.append(event_id)
+                if future.result().duplicate:
+                    duplicates.append(event_id)
+        if failed:
+            self._log.warning("jetstream.acks_missing", acked=len(acked), failed=len(failed))
+        return PublishResult(tuple(acked), tuple(duplicates), tuple(failed))
+
+    async def close(self) -> None:
+        nc, self._nc, self._js = self._nc, None, None
+        if nc is not None and not nc.is_closed:
+            try:
+                await asyncio.wait_for(nc.close(), timeout=self._connect_timeout_s)
+            except (nats.errors.Error, OSError, asyncio.TimeoutError):
+                pass  # closing a dead connection: nothing left to lose
+
+    async def _ensure_js(self) -> JetStreamContext:
+        async with self._connect_lock:
+            nc = self._nc
+            if nc is not None and (nc.is_closed or not nc.is_connected):
+                await self.close()  # the connection dropped: start over on this call
+            if self._js is None:
+                self._js = await self._connect()
+            return self._js
+
+    async def _connect(self) -> JetStreamContext:
+        try:
+            nc = await asyncio.wait_for(
+                nats.connect(
+                    servers=[self._url],
+                    connect_timeout=self._connect_timeout_s,
+                    # No background reconnect loop: a dropped connection closes, and the next call
+                    # connects afresh. One bounded attempt per call instead of an invisible retry.
+                    allow_reconnect=False,
+                    # nats-py retries the server inside connect() even so; 1 means two quick tries.
+                    max_reconnect_attempts=1,
+                    reconnect_time_wait=_CONNECT_RETRY_WAIT_S,
+                    error_cb=self._on_error,
+                    disconnected_cb=self._on_disconnected,
+                ),
+                # A cap over the whole handshake, whatever nats-py does inside it.
+                timeout=self._connect_timeout_s * 2,
+            )
+        except (nats.errors.Error, OSError, asyncio.TimeoutError) as exc:
+            raise EventsUnavailable("cannot connect to NATS", error=type(exc).__name__) from exc
+        self._nc = nc
+        js = nc.jetstream(timeout=self._ack_timeout_s, publish_async_max_pending=PUBLISH_BATCH_MAX)
+        try:
+            await self._ensure_stream(js)
+        except (nats.errors.Error, OSError, asyncio.TimeoutError) as exc:
+            await self.close()
+            raise EventsUnavailable("cannot set up the JetStream stream", error=type(exc).__name__) from exc
+        self._log.info("jetstream.connected", subjects=f"{self._prefix}.>")
+        return js
+
+    async def _ensure_stream(self, js: JetStreamContext) -> None:
+        try:
+            await js.stream_info(self._stream)
+            return
+        except nats.js.errors.NotFoundError:
+            pass
+        config = StreamConfig(
+            name=self._stream,
+            subjects=[f"{self._prefix}.>"],
+            duplicate_window=_DUPLICATE_WINDOW_S,
+            max_age=self._stream_max_age_s,
+        )
+        try:
+            await js.add_stream(config)
+        except nats.js.errors.BadRequestError:
+            # Another Teller process created it between our two calls: fine if it now exists.
+            await js.stream_info(self._stream)
+        self._log.info("jetstream.stream_created", subjects=f"{self._prefix}.>")
+
+    async def _on_error(self, exc: Exception) -> None:
+        self._log.warning("nats.error", error=type(exc).__name__, detail=str(exc)[:200])
+
+    async def _on_disconnected(self) -> None:
+        self._log.warning("nats.disconnected")
