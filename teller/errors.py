@@ -12,8 +12,8 @@
     │                                     HoldAlreadyResolved
     ├── LimitExceeded .......... 403/429  DailyLimitExceeded, RateLimited
     ├── PayloadTooLarge ........ 413
-    └── UpstreamUnavailable .... 502/503  ChainUnavailable, ProviderUnavailable, TelegramUnavailable,
-                                          EventsUnavailable, ServiceUnavailable
+    └── UpstreamUnavailable .... 502/503  ChainUnavailable (UnknownBlock), ProviderUnavailable,
+                                          TelegramUnavailable, EventsUnavailable, ServiceUnavailable
 
 A bug (AssertionError, anything else) is not a TellerError: the HTTP layer answers 500 with no
 details and the actor that hit it restarts. The mapping to HTTP statuses lives in
@@ -52,6 +52,7 @@ __all__ = [
     "PayloadTooLarge",
     "UpstreamUnavailable",
     "ChainUnavailable",
+    "UnknownBlock",
     "ProviderUnavailable",
     "TelegramUnavailable",
     "EventsUnavailable",
@@ -211,6 +212,13 @@ class UpstreamUnavailable(TellerError):
 class ChainUnavailable(UpstreamUnavailable):
     code = "chain_unavailable"
     default_message = "the chain node is unavailable"
+
+
+class UnknownBlock(ChainUnavailable):
+    """The node does not know a block hash asked for: it lags behind, or a reorg dropped the block."""
+
+    code = "unknown_block"
+    default_message = "the chain node does not know this block"
 
 
 class ProviderUnavailable(UpstreamUnavailable):
