@@ -4,4 +4,5 @@ pytest_plugins = [
     "tests.fixtures.common",
     "tests.fixtures.nats",
     "tests.fixtures.telegram",
+    "tests.fixtures.payments",
 ]
