@@ -1,0 +1,261 @@
+"""The ledger engine on SQLite: a whole batch in one transaction, run inside the store's thread.
+
+Why this shape: SQLite has one writer, so ``BEGIN IMMEDIATE`` serializes us against every other
+process; inside it the batch's accounts and keys are read once, every transfer is decided in
+Python against in-batch balances (each succeeds or fails on its own, no savepoint needed), and
+the results are flushed with a few ``executemany`` calls. Only a transfer that carries
+``writes=`` gets a savepoint, so that a failing write undoes just that transfer.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+from teller.errors import HoldAlreadyResolved, IdempotencyConflict, InsufficientFunds, InvalidAmount, NotFound
+from teller.storage.ledger_types import Outcome, Transfer, TransferRequest
+from teller.storage.store import StaleWrite, Write, format_ts, parse_ts
+
+__all__ = ["apply_batch", "adapt_params", "run_writes"]
+
+SQL_VARS_MAX = 500  # stay under SQLITE_MAX_VARIABLE_NUMBER on old builds
+_INT64_MAX = 2**63 - 1
+_STATUS_OF = {"single": "posted", "pending": "pending", "post": "posted", "void": "voided"}
+# account state: [asset, user_id, posted_debits, posted_credits, pending_debits, pending_credits, state]
+_A_ASSET, _A_USER, _PD, _PC, _PEND_D, _PEND_C, _STATE = range(7)
+_NEW, _CLEAN, _DIRTY = "new", "clean", "dirty"
+
+
+def adapt_params(params: Iterable[Any]) -> tuple[Any, ...]:
+    """Python values -> what sqlite3 can bind: big ints as decimal text, datetimes as our text form."""
+    out = []
+    for value in params:
+        if isinstance(value, bool):
+            out.append(int(value))
+        elif isinstance(value, int) and not -_INT64_MAX - 1 <= value <= _INT64_MAX:
+            out.append(str(value))
+        elif isinstance(value, datetime):
+            out.append(format_ts(value))
+        else:
+            out.append(value)
+    return tuple(out)
+
+
+def run_writes(conn: sqlite3.Connection, writes: Sequence[Write]) -> list[int]:
+    counts = []
+    for write in writes:
+        count = conn.execute(write.sql, adapt_params(write.params)).rowcount
+        if write.expect_rows is not None and count != write.expect_rows:
+            raise StaleWrite(f"write touched {count} rows, expected {write.expect_rows}: {write.sql[:80]}")
+        counts.append(count)
+    return counts
+
+
+def apply_batch(conn: sqlite3.Connection, batch: Sequence[TransferRequest], now: datetime) -> list[Outcome]:
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        outcomes = _Batch(conn, batch, now).run()
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    return outcomes
+
+
+def _chunks(items: Sequence[str]) -> Iterable[Sequence[str]]:
+    for i in range(0, len(items), SQL_VARS_MAX):
+        yield items[i:i + SQL_VARS_MAX]
+
+
+class _Batch:
+    def __init__(self, conn: sqlite3.Connection, batch: Sequence[TransferRequest], now: datetime) -> None:
+        self.conn = conn
+        self.batch = batch
+        self.now = now
+        self.now_text = format_ts(now)
+        self.known: dict[str, dict[str, Any]] = {}
+        self.hold_status_db: dict[str, str] = {}   # holds read from the DB: their status before us
+        self.accounts: dict[str, list[Any]] = {}
+        self.new_rows: list[dict[str, Any]] = []
+        self.events: list[tuple[str, str, str]] = []
+        self.next_id = 0
+
+    def run(self) -> list[Outcome]:
+        self._load()
+        outcomes: list[Outcome] = []
+        for req in self.batch:
+            outcomes.append(self._decide_guarded(req) if req.writes else self._decide_plain(req))
+        self._flush()
+        return outcomes
+
+    # -- loading -------------------------------------------------------------------------------
+    def _load(self) -> None:
+        keys = sorted({r.key for r in self.batch} | {r.pending_key for r in self.batch if r.pending_key})
+        for chunk in _chunks(keys):
+            marks = ",".join("?" * len(chunk))
+            for row in self.conn.execute(f"SELECT * FROM transfers WHERE key IN ({marks})", tuple(chunk)):
+                self.known[row["key"]] = dict(row)
+                if row["kind"] == "pending":
+                    self.hold_status_db[row["key"]] = row["status"]
+        names = {n for r in self.batch for n in (r.debit, r.credit) if n}
+        names |= {n for r in self.known.values() for n in (r["debit"], r["credit"])}
+        for chunk in _chunks(sorted(names)):
+            marks = ",".join("?" * len(chunk))
+            for row in self.conn.execute(f"SELECT * FROM accounts WHERE name IN ({marks})", tuple(chunk)):
+                self.accounts[row["name"]] = [
+                    row["asset"], row["user_id"], int(row["posted_debits_minor"]), int(row["posted_credits_minor"]),
+                    int(row["pending_debits_minor"]), int(row["pending_credits_minor"]), _CLEAN,
+                ]
+        self.next_id = self.conn.execute("SELECT coalesce(max(id), 0) + 1 FROM transfers").fetchone()[0]
+
+    # -- deciding ------------------------------------------------------------------------------
+    def _decide_plain(self, req: TransferRequest) -> Outcome:
+        try:
+            return self._decide(req)
+        except (HoldAlreadyResolved, IdempotencyConflict, InsufficientFunds, InvalidAmount, NotFound, ValueError) as exc:
+            return exc
+
+    def _decide_guarded(self, req: TransferRequest) -> Outcome:
+        """A transfer with writes: a savepoint, and an in-memory snapshot to undo on failure."""
+        saved_accounts = {n: list(a) for n, a in self.accounts.items()}
+        saved_status = {k: r["status"] for k, r in self.known.items() if r["kind"] == "pending"}
+        rows_len, events_len, next_id = len(self.new_rows), len(self.events), self.next_id
+        had_key = req.key in self.known
+        self.conn.execute("SAVEPOINT transfer_writes")
+        try:
+            outcome = self._decide(req)
+            if not outcome.replayed:
+                run_writes(self.conn, req.writes)
+            self.conn.execute("RELEASE transfer_writes")
+            return outcome
+        except Exception as exc:  # noqa: BLE001 - the failure belongs to this transfer alone
+            self.conn.execute("ROLLBACK TO transfer_writes")
+            self.conn.execute("RELEASE transfer_writes")
+            self.accounts = saved_accounts
+            for key, status in saved_status.items():
+                self.known[key]["status"] = status
+            del self.new_rows[rows_len:], self.events[events_len:]
+            self.next_id = next_id
+            if not had_key:
+                self.known.pop(req.key, None)
+            return _translate(exc)
+
+    def _decide(self, req: TransferRequest) -> Transfer:
+        existing = self.known.get(req.key)
+        if existing is not None:
+            if existing["fingerprint"] != req.fingerprint:
+                raise IdempotencyConflict(key=req.key)
+            return _transfer(existing, self.now, replayed=True)
+        if req.kind in ("single", "pending"):
+            row = self._move(req)
+        else:
+            row = self._resolve(req)
+        self.known[req.key] = row
+        self.new_rows.append(row)
+        self.events.extend((t, p, self.now_text) for t, p in req.events)
+        return _transfer(row, self.now, replayed=False)
+
+    def _move(self, req: TransferRequest) -> dict[str, Any]:
+        assert req.debit and req.credit and req.asset and req.amount_minor is not None
+        debit = self._account(req.debit, req.asset, req.debit_user_id)
+        credit = self._account(req.credit, req.asset, req.credit_user_id)
+        amount = req.amount_minor
+        if debit[_A_USER] is not None and debit[_PC] - debit[_PD] - debit[_PEND_D] < amount:
+            raise InsufficientFunds(account=req.debit)
+        if req.kind == "single":
+            debit[_PD] += amount
+            credit[_PC] += amount
+        else:
+            debit[_PEND_D] += amount
+            credit[_PEND_C] += amount
+        _touch(debit)
+        _touch(credit)
+        return self._row(req, req.debit, req.credit, req.asset, amount, req.debit_user_id, req.credit_user_id)
+
+    def _resolve(self, req: TransferRequest) -> dict[str, Any]:
+        assert req.pending_key
+        hold = self.known.get(req.pending_key)
+        if hold is None or hold["kind"] != "pending":
+            raise NotFound("no such hold", pending_key=req.pending_key)
+        if hold["status"] != "pending":
+            raise HoldAlreadyResolved(pending_key=req.pending_key)
+        held = int(hold["amount_minor"])
+        amount = held if req.amount_minor is None or req.kind == "void" else req.amount_minor
+        if amount > held:
+            raise InvalidAmount("cannot post more than the hold", held_minor=held)
+        debit, credit = self.accounts[hold["debit"]], self.accounts[hold["credit"]]
+        debit[_PEND_D] -= held
+        credit[_PEND_C] -= held
+        if req.kind == "post":
+            debit[_PD] += amount
+            credit[_PC] += amount
+        _touch(debit)
+        _touch(credit)
+        hold["status"] = "posted" if req.kind == "post" else "voided"
+        return self._row(req, hold["debit"], hold["credit"], hold["asset"], amount,
+                         hold["debit_user_id"], hold["credit_user_id"])
+
+    def _account(self, name: str, asset: str, user_id: int | None) -> list[Any]:
+        account = self.accounts.get(name)
+        if account is None:
+            account = self.accounts[name] = [asset, user_id, 0, 0, 0, 0, _NEW]
+        elif account[_A_ASSET] != asset:
+            raise ValueError(f"account {name} holds {account[_A_ASSET]}, not {asset}")
+        return account
+
+    def _row(self, req: TransferRequest, debit: str, credit: str, asset: str, amount: int,
+             debit_user_id: int | None, credit_user_id: int | None) -> dict[str, Any]:
+        row = {
+            "id": self.next_id, "key": req.key, "kind": req.kind, "debit": debit, "credit": credit,
+            "asset": asset, "amount_minor": amount, "pending_key": req.pending_key,
+            "status": _STATUS_OF[req.kind], "fingerprint": req.fingerprint,
+            "debit_user_id": debit_user_id, "credit_user_id": credit_user_id, "created_at": self.now_text,
+        }
+        self.next_id += 1
+        return row
+
+    # -- flushing ------------------------------------------------------------------------------
+    def _flush(self) -> None:
+        new = [(n, a[_A_ASSET], a[_A_USER], str(a[_PD]), str(a[_PC]), str(a[_PEND_D]), str(a[_PEND_C]), self.now_text)
+               for n, a in self.accounts.items() if a[_STATE] == _NEW]
+        dirty = [(str(a[_PD]), str(a[_PC]), str(a[_PEND_D]), str(a[_PEND_C]), n)
+                 for n, a in self.accounts.items() if a[_STATE] == _DIRTY]
+        self.conn.executemany(
+            "INSERT INTO accounts (name, asset, user_id, posted_debits_minor, posted_credits_minor,"
+            " pending_debits_minor, pending_credits_minor, created_at) VALUES (?,?,?,?,?,?,?,?)", new)
+        self.conn.executemany(
+            "UPDATE accounts SET posted_debits_minor = ?, posted_credits_minor = ?, pending_debits_minor = ?,"
+            " pending_credits_minor = ? WHERE name = ?", dirty)
+        self.conn.executemany(
+            "INSERT INTO transfers (id, key, kind, debit, credit, asset, amount_minor, pending_key, status,"
+            " fingerprint, debit_user_id, credit_user_id, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            [(r["id"], r["key"], r["kind"], r["debit"], r["credit"], r["asset"], str(r["amount_minor"]),
+              r["pending_key"], r["status"], r["fingerprint"], r["debit_user_id"], r["credit_user_id"],
+              r["created_at"]) for r in self.new_rows])
+        resolved = [(self.known[k]["status"], k) for k, before in self.hold_status_db.items()
+                    if self.known[k]["status"] != before]
+        self.conn.executemany("UPDATE transfers SET status = ? WHERE key = ?", resolved)
+        self.conn.executemany("INSERT INTO outbox (type, payload, created_at) VALUES (?,?,?)", self.events)
+
+
+def _touch(account: list[Any]) -> None:
+    if account[_STATE] == _CLEAN:
+        account[_STATE] = _DIRTY
+
+
+def _transfer(row: dict[str, Any], now: datetime, *, replayed: bool) -> Transfer:
+    created = row["created_at"]
+    return Transfer(
+        id=int(row["id"]), key=row["key"], kind=row["kind"], debit=row["debit"], credit=row["credit"],
+        asset=row["asset"], amount_minor=int(row["amount_minor"]), pending_key=row["pending_key"],
+        created_at=parse_ts(created) if isinstance(created, str) else now, replayed=replayed,
+    )
+
+
+def _translate(exc: Exception) -> Exception:
+    from teller.storage.sqlite import translate_error  # the one adapter of sqlite3's errors
+
+    return translate_error(exc) if isinstance(exc, sqlite3.Error) else exc

@@ -1,0 +1,136 @@
+"""The ledger's batch on PostgreSQL: one server-side function call applies a whole batch.
+
+Why a function: one round trip per batch (asyncpg binds the batch as arrays). Why it is safe with
+many Teller processes on one database: it first locks every account the batch touches with
+``SELECT … ORDER BY name FOR UPDATE`` (one global lock order, so batches never deadlock on
+accounts), then decides each transfer against balances nobody else can change until commit.
+Idempotency is the unique key (``INSERT … ON CONFLICT DO NOTHING``; a concurrent insert of the same
+key waits for the other transaction and then reads its row), and a hold resolves once by the
+partial unique index on ``pending_key`` plus a row lock on the hold.
+
+Per transfer it returns (idx, status, row…); status is one of ok, replay, conflict, insufficient,
+not_found, resolved, too_much, asset_mismatch.
+"""
+
+__all__ = ["APPLY_TRANSFERS_SQL"]
+
+APPLY_TRANSFERS_SQL = r"""
+CREATE OR REPLACE FUNCTION teller_apply_transfers(
+    p_kinds text[], p_keys text[], p_debits text[], p_credits text[], p_assets text[],
+    p_amounts numeric[], p_pending_keys text[], p_fingerprints text[],
+    p_debit_users bigint[], p_credit_users bigint[],
+    p_event_idx int[], p_event_types text[], p_event_payloads text[])
+RETURNS TABLE (r_idx int, r_status text, r_id bigint, r_kind text, r_debit text, r_credit text,
+               r_asset text, r_amount numeric, r_pending_key text, r_created_at timestamptz)
+LANGUAGE plpgsql AS $fn$
+DECLARE
+    n int := coalesce(array_length(p_keys, 1), 0);
+    i int;
+    t transfers%ROWTYPE;
+    h transfers%ROWTYPE;
+    d accounts%ROWTYPE;
+    c accounts%ROWTYPE;
+    amt numeric;
+    new_id bigint;
+    new_at timestamptz;
+    ok int[] := '{}';
+BEGIN
+    -- Create missing accounts, then lock every account of the batch in one global order.
+    INSERT INTO accounts (name, asset, user_id)
+    SELECT DISTINCT ON (nm) nm, a, u FROM (
+        SELECT * FROM unnest(p_debits, p_assets, p_debit_users) AS x(nm, a, u)
+        UNION ALL SELECT * FROM unnest(p_credits, p_assets, p_credit_users) AS y(nm, a, u)
+    ) s WHERE nm IS NOT NULL ORDER BY nm
+    ON CONFLICT (name) DO NOTHING;
+    PERFORM 1 FROM accounts WHERE name IN (
+        SELECT unnest(p_debits) UNION SELECT unnest(p_credits)
+        UNION SELECT tr.debit FROM transfers tr WHERE tr.key = ANY(p_pending_keys) AND tr.kind = 'pending'
+        UNION SELECT tr.credit FROM transfers tr WHERE tr.key = ANY(p_pending_keys) AND tr.kind = 'pending'
+    ) ORDER BY name FOR UPDATE;
+
+    FOR i IN 1..n LOOP
+        SELECT * INTO t FROM transfers WHERE key = p_keys[i];
+        IF FOUND THEN
+            r_idx := i; r_status := CASE WHEN t.fingerprint = p_fingerprints[i] THEN 'replay' ELSE 'conflict' END;
+            r_id := t.id; r_kind := t.kind; r_debit := t.debit; r_credit := t.credit; r_asset := t.asset;
+            r_amount := t.amount_minor; r_pending_key := t.pending_key; r_created_at := t.created_at;
+            RETURN NEXT; CONTINUE;
+        END IF;
+        r_idx := i; r_id := NULL; r_kind := NULL; r_debit := NULL; r_credit := NULL; r_asset := NULL;
+        r_amount := NULL; r_pending_key := NULL; r_created_at := NULL;
+
+        IF p_kinds[i] IN ('single', 'pending') THEN
+            SELECT * INTO d FROM accounts WHERE name = p_debits[i];
+            SELECT * INTO c FROM accounts WHERE name = p_credits[i];
+            IF d.asset <> p_assets[i] OR c.asset <> p_assets[i] THEN
+                r_status := 'asset_mismatch'; RETURN NEXT; CONTINUE;
+            END IF;
+            IF d.user_id IS NOT NULL AND
+               d.posted_credits_minor - d.posted_debits_minor - d.pending_debits_minor < p_amounts[i] THEN
+                r_status := 'insufficient'; RETURN NEXT; CONTINUE;
+            END IF;
+            INSERT INTO transfers (key, kind, debit, credit, asset, amount_minor, pending_key, status,
+                                   fingerprint, debit_user_id, credit_user_id)
+            VALUES (p_keys[i], p_kinds[i], p_debits[i], p_credits[i], p_assets[i], p_amounts[i], NULL,
+                    CASE WHEN p_kinds[i] = 'single' THEN 'posted' ELSE 'pending' END,
+                    p_fingerprints[i], p_debit_users[i], p_credit_users[i])
+            ON CONFLICT DO NOTHING RETURNING id, created_at INTO new_id, new_at;
+            IF new_id IS NULL THEN  -- another transaction committed this key meanwhile
+                SELECT * INTO t FROM transfers WHERE key = p_keys[i];
+                r_status := CASE WHEN t.fingerprint = p_fingerprints[i] THEN 'replay' ELSE 'conflict' END;
+                r_id := t.id; r_kind := t.kind; r_debit := t.debit; r_credit := t.credit; r_asset := t.asset;
+                r_amount := t.amount_minor; r_pending_key := t.pending_key; r_created_at := t.created_at;
+                RETURN NEXT; CONTINUE;
+            END IF;
+            IF p_kinds[i] = 'single' THEN
+                UPDATE accounts SET posted_debits_minor = posted_debits_minor + p_amounts[i] WHERE name = p_debits[i];
+                UPDATE accounts SET posted_credits_minor = posted_credits_minor + p_amounts[i] WHERE name = p_credits[i];
+            ELSE
+                UPDATE accounts SET pending_debits_minor = pending_debits_minor + p_amounts[i] WHERE name = p_debits[i];
+                UPDATE accounts SET pending_credits_minor = pending_credits_minor + p_amounts[i] WHERE name = p_credits[i];
+            END IF;
+            r_status := 'ok'; r_id := new_id; r_kind := p_kinds[i]; r_debit := p_debits[i];
+            r_credit := p_credits[i]; r_asset := p_assets[i]; r_amount := p_amounts[i]; r_created_at := new_at;
+        ELSE
+            SELECT * INTO h FROM transfers WHERE key = p_pending_keys[i] AND kind = 'pending' FOR UPDATE;
+            IF NOT FOUND THEN r_status := 'not_found'; RETURN NEXT; CONTINUE; END IF;
+            IF h.status <> 'pending' THEN r_status := 'resolved'; RETURN NEXT; CONTINUE; END IF;
+            amt := CASE WHEN p_kinds[i] = 'void' THEN h.amount_minor ELSE coalesce(p_amounts[i], h.amount_minor) END;
+            IF amt > h.amount_minor THEN r_status := 'too_much'; RETURN NEXT; CONTINUE; END IF;
+            INSERT INTO transfers (key, kind, debit, credit, asset, amount_minor, pending_key, status,
+                                   fingerprint, debit_user_id, credit_user_id)
+            VALUES (p_keys[i], p_kinds[i], h.debit, h.credit, h.asset, amt, h.key,
+                    CASE WHEN p_kinds[i] = 'post' THEN 'posted' ELSE 'voided' END,
+                    p_fingerprints[i], h.debit_user_id, h.credit_user_id)
+            ON CONFLICT DO NOTHING RETURNING id, created_at INTO new_id, new_at;
+            IF new_id IS NULL THEN
+                SELECT * INTO t FROM transfers WHERE key = p_keys[i];
+                IF NOT FOUND THEN r_status := 'resolved'; RETURN NEXT; CONTINUE; END IF;
+                r_status := CASE WHEN t.fingerprint = p_fingerprints[i] THEN 'replay' ELSE 'conflict' END;
+                r_id := t.id; r_kind := t.kind; r_debit := t.debit; r_credit := t.credit; r_asset := t.asset;
+                r_amount := t.amount_minor; r_pending_key := t.pending_key; r_created_at := t.created_at;
+                RETURN NEXT; CONTINUE;
+            END IF;
+            UPDATE transfers SET status = CASE WHEN p_kinds[i] = 'post' THEN 'posted' ELSE 'voided' END
+             WHERE id = h.id;
+            UPDATE accounts SET pending_debits_minor = pending_debits_minor - h.amount_minor,
+                   posted_debits_minor = posted_debits_minor + CASE WHEN p_kinds[i] = 'post' THEN amt ELSE 0 END
+             WHERE name = h.debit;
+            UPDATE accounts SET pending_credits_minor = pending_credits_minor - h.amount_minor,
+                   posted_credits_minor = posted_credits_minor + CASE WHEN p_kinds[i] = 'post' THEN amt ELSE 0 END
+             WHERE name = h.credit;
+            r_status := 'ok'; r_id := new_id; r_kind := p_kinds[i]; r_debit := h.debit; r_credit := h.credit;
+            r_asset := h.asset; r_amount := amt; r_pending_key := h.key; r_created_at := new_at;
+        END IF;
+        ok := ok || i;
+        RETURN NEXT;
+    END LOOP;
+
+    IF array_length(p_event_idx, 1) > 0 THEN
+        INSERT INTO outbox (type, payload)
+        SELECT e.ty, e.pl FROM unnest(p_event_idx, p_event_types, p_event_payloads) WITH ORDINALITY AS e(ix, ty, pl, o)
+         WHERE e.ix = ANY(ok) ORDER BY e.o;
+    END IF;
+END
+$fn$;
+"""

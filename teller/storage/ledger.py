@@ -1,0 +1,256 @@
+"""The double-entry ledger: transfers, two-phase holds, idempotent keys, group commit.
+
+Modelled on TigerBeetle's accounts/transfers. Every movement is a transfer of an ``int`` amount in
+the asset's smallest unit from a debit account to a credit account (names in
+``teller.storage.accounts``; created on first use). ``user:`` accounts can never go below zero:
+``available = posted credits - posted debits - pending debits`` is checked in the same DB
+transaction that debits, else ``InsufficientFunds``.
+
+- ``transfer(..., pending=True)`` places a hold; ``post`` settles it (in full or in part, the rest
+  returns) and ``void`` releases it, exactly once (``HoldAlreadyResolved`` afterwards; ``NotFound``
+  for an unknown hold).
+- ``key`` is the client-chosen idempotency key: the same key with the same content returns the
+  first result (``Transfer.replayed`` is True), with other content raises ``IdempotencyConflict``.
+  The unique constraint on ``transfers.key`` enforces it, across processes too.
+- ``outbox=`` events and ``writes=`` statements commit in the same DB transaction as the transfer,
+  and only when the transfer is new: a replay runs none of them again. A failing write (or one
+  whose ``expect_rows`` does not match: ``StaleWrite``) fails that transfer alone.
+- Group commit: concurrent submissions queue up (``QUEUE_MAX``, callers wait when it is full) and
+  are written ``BATCH_MAX`` at a time in one DB transaction; each succeeds or fails on its own,
+  and a caller hears back only after the commit. A caller cancelled after submitting may still
+  see its transfer committed: retry with the same key to learn the outcome. If the database fails
+  mid-commit every transfer of that batch raises ``StorageError`` and may or may not be durable —
+  again, the same key tells.
+- ``amount`` must be an ``int`` (a float or a bool is a ``TypeError``) and positive (``InvalidAmount``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from teller.errors import InvalidAmount, MalformedRequest
+from teller.log import get_logger
+from teller.storage.accounts import parse_account
+from teller.storage.ledger_types import (
+    Balance,
+    Event,
+    HistoryEntry,
+    HistoryPage,
+    Outcome,
+    Transfer,
+    TransferRequest,
+)
+from teller.storage.store import StorageError, Write
+
+if TYPE_CHECKING:
+    from teller.storage.store import Store
+
+__all__ = ["Ledger", "BATCH_MAX", "QUEUE_MAX", "HISTORY_PAGE_MAX"]
+
+BATCH_MAX = 256               # transfers per DB transaction
+QUEUE_MAX = 8192              # submitted, not yet committed
+HISTORY_PAGE_MAX = 100
+HISTORY_PAGE_DEFAULT = 50
+KEY_LEN_MAX = 200
+EVENTS_PER_TRANSFER_MAX = 16
+WRITES_PER_TRANSFER_MAX = 32
+
+_Pending = tuple[TransferRequest, "asyncio.Future[Transfer]"]
+
+
+class Ledger:
+    def __init__(self, store: Store, *, batch_max: int = BATCH_MAX, queue_max: int = QUEUE_MAX,
+                 writers: int = 1) -> None:
+        self._store = store
+        self._batch_max = batch_max
+        self._queue_max = queue_max
+        self._writers_count = writers
+        self._queue: asyncio.Queue[_Pending | None] | None = None
+        self._writers: list[asyncio.Task[None]] = []
+        self._closed = False
+        self._log = get_logger(component="ledger", backend=store.backend)
+
+    # -- writing -------------------------------------------------------------------------------------
+    async def transfer(self, *, debit: str, credit: str, asset: str, amount: int, key: str,
+                       pending: bool = False, outbox: Sequence[Event] = (),
+                       writes: Sequence[Write] = ()) -> Transfer:
+        _check_amount(amount)
+        if not isinstance(asset, str) or not asset:
+            raise ValueError("asset must be a non-empty string")
+        d, c = parse_account(debit), parse_account(credit)
+        for account in (d, c):
+            if account.asset is not None and account.asset != asset:
+                raise ValueError(f"account {account.name} is not an account of {asset}")
+        if debit == credit:
+            raise ValueError("debit and credit must differ")
+        kind = "pending" if pending else "single"
+        return await self._submit(TransferRequest(
+            kind=kind, key=_check_key(key), fingerprint=f"{kind}|{debit}|{credit}|{asset}|{amount}",
+            debit=debit, credit=credit, asset=asset, amount_minor=amount,
+            debit_user_id=d.user_id, credit_user_id=c.user_id,
+            events=_events(outbox), writes=_writes(writes),
+        ))
+
+    async def post(self, *, pending_key: str, key: str, amount: int | None = None,
+                   outbox: Sequence[Event] = (), writes: Sequence[Write] = ()) -> Transfer:
+        """Settle a hold: ``amount`` (default: all of it) is debited for good, the rest returns."""
+        if amount is not None:
+            _check_amount(amount)
+        return await self._submit(TransferRequest(
+            kind="post", key=_check_key(key), pending_key=_check_key(pending_key),
+            fingerprint=f"post|{pending_key}|{'full' if amount is None else amount}",
+            amount_minor=amount, events=_events(outbox), writes=_writes(writes),
+        ))
+
+    async def void(self, *, pending_key: str, key: str, outbox: Sequence[Event] = (),
+                   writes: Sequence[Write] = ()) -> Transfer:
+        """Release a hold: the whole amount is available again."""
+        return await self._submit(TransferRequest(
+            kind="void", key=_check_key(key), pending_key=_check_key(pending_key),
+            fingerprint=f"void|{pending_key}", events=_events(outbox), writes=_writes(writes),
+        ))
+
+    async def _submit(self, request: TransferRequest) -> Transfer:
+        if self._closed:
+            raise StorageError("the ledger is closed")
+        if self._queue is None:
+            self._start()
+        assert self._queue is not None
+        future: asyncio.Future[Transfer] = asyncio.get_running_loop().create_future()
+        await self._queue.put((request, future))
+        return await future
+
+    def _start(self) -> None:
+        self._queue = asyncio.Queue(maxsize=self._queue_max)
+        self._writers = [asyncio.create_task(self._write_loop(), name=f"ledger-writer-{i}")
+                         for i in range(self._writers_count)]
+
+    async def _write_loop(self) -> None:
+        assert self._queue is not None
+        queue = self._queue
+        while True:
+            item = await queue.get()
+            if item is None:
+                return
+            batch = [item]
+            while len(batch) < self._batch_max and not queue.empty():
+                more = queue.get_nowait()
+                if more is None:
+                    queue.put_nowait(None)  # a stop marker: hand it back for after this batch
+                    break
+                batch.append(more)
+            await self._commit(batch)
+
+    async def _commit(self, batch: list[_Pending]) -> None:
+        try:
+            outcomes: list[Outcome] = await self._store.apply_transfers([req for req, _ in batch])
+        except Exception as exc:  # noqa: BLE001 - every caller of the batch hears of it
+            self._log.error("ledger batch failed", size=len(batch), error=repr(exc))
+            outcomes = [exc] * len(batch)
+        for (_, future), outcome in zip(batch, outcomes, strict=True):
+            if future.done():
+                continue  # the caller gave up; the outcome stands in the DB all the same
+            if isinstance(outcome, Exception):
+                future.set_exception(outcome)
+            else:
+                future.set_result(outcome)
+
+    async def close(self) -> None:
+        """Finish every submitted transfer, then stop the writers."""
+        self._closed = True
+        if self._queue is None:
+            return
+        for _ in self._writers:
+            await self._queue.put(None)
+        await asyncio.gather(*self._writers, return_exceptions=True)
+        self._writers = []
+
+    # -- reading -------------------------------------------------------------------------------------
+    async def balances(self, user_id: int) -> list[Balance]:
+        """Available and held per asset for every asset the user has an account in."""
+        rows = await self._store.fetch_all("SELECT * FROM accounts WHERE user_id = ? ORDER BY asset", user_id)
+        return [Balance(
+            asset=r["asset"],
+            available_minor=r["posted_credits_minor"] - r["posted_debits_minor"] - r["pending_debits_minor"],
+            held_minor=r["pending_debits_minor"],
+        ) for r in rows]
+
+    async def account(self, name: str) -> dict[str, int]:
+        """The four running sums of one account (zeros if it was never used)."""
+        row = await self._store.fetch_one("SELECT * FROM accounts WHERE name = ?", name)
+        fields = ("posted_debits_minor", "posted_credits_minor", "pending_debits_minor", "pending_credits_minor")
+        return {f: (row[f] if row else 0) for f in fields}
+
+    async def get(self, key: str) -> Transfer | None:
+        row = await self._store.fetch_one("SELECT * FROM transfers WHERE key = ?", key)
+        return None if row is None else Transfer(
+            id=row["id"], key=row["key"], kind=row["kind"], debit=row["debit"], credit=row["credit"],
+            asset=row["asset"], amount_minor=row["amount_minor"], pending_key=row["pending_key"],
+            created_at=row["created_at"], replayed=True)
+
+    async def history(self, user_id: int, *, limit: int = HISTORY_PAGE_DEFAULT,
+                      cursor: str | None = None) -> HistoryPage:
+        """The user's transfers, newest first. Pass ``next_cursor`` back for the next page.
+
+        A hold shows as kind ``pending`` (its status tells how it ended); its settlement as ``post``
+        or ``void``. ``limit`` is clamped to 1..HISTORY_PAGE_MAX; a malformed cursor is
+        ``MalformedRequest``.
+        """
+        if type(limit) is not int:  # noqa: E721
+            raise MalformedRequest("limit must be an integer")
+        limit = max(1, min(limit, HISTORY_PAGE_MAX))
+        before_id = 2**62
+        if cursor is not None:
+            if not isinstance(cursor, str) or not cursor.isascii() or not cursor.isdigit() or len(cursor) > 18:
+                raise MalformedRequest("bad cursor")
+            before_id = int(cursor)
+        rows = await self._store.fetch_all(
+            "SELECT * FROM transfers WHERE (debit_user_id = ? OR credit_user_id = ?) AND id < ?"
+            " ORDER BY id DESC LIMIT ?", user_id, user_id, before_id, limit + 1)
+        entries = tuple(_entry(r, user_id) for r in rows[:limit])
+        return HistoryPage(entries, str(entries[-1].id) if len(rows) > limit else None)
+
+    async def check_invariants(self) -> list[str]:
+        """Every violation found, as text; an empty list means the ledger is sound. Never raises
+        for a violation (tests ``assert not await ledger.check_invariants()``)."""
+        from teller.storage.invariants import check_invariants
+
+        return await check_invariants(self._store)
+
+
+def _entry(row: dict, user_id: int) -> HistoryEntry:
+    out = row["debit_user_id"] == user_id
+    return HistoryEntry(
+        id=row["id"], key=row["key"], kind=row["kind"], asset=row["asset"], amount_minor=row["amount_minor"],
+        direction="out" if out else "in", counterparty=row["credit"] if out else row["debit"],
+        status=row["status"], created_at=row["created_at"],
+    )
+
+
+def _check_amount(amount: object) -> None:
+    if type(amount) is not int:  # noqa: E721 - bool and float are both bugs here
+        raise TypeError(f"amount must be an int in the smallest unit, got {type(amount).__name__}")
+    if amount <= 0:
+        raise InvalidAmount("amount must be greater than zero")
+    if amount >= 10**78:
+        raise InvalidAmount("amount is too large")
+
+
+def _check_key(key: object) -> str:
+    if not isinstance(key, str) or not key or len(key) > KEY_LEN_MAX:
+        raise ValueError(f"a ledger key is a non-empty string of at most {KEY_LEN_MAX} characters")
+    return key
+
+
+def _events(events: Sequence[Event]) -> tuple[tuple[str, str], ...]:
+    if len(events) > EVENTS_PER_TRANSFER_MAX:
+        raise ValueError(f"at most {EVENTS_PER_TRANSFER_MAX} events per transfer")
+    return tuple((e.type, e.payload_json()) for e in events)
+
+
+def _writes(writes: Sequence[Write]) -> tuple[Write, ...]:
+    if len(writes) > WRITES_PER_TRANSFER_MAX:
+        raise ValueError(f"at most {WRITES_PER_TRANSFER_MAX} writes per transfer")
+    return tuple(writes)

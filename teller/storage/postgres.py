@@ -1,0 +1,174 @@
+"""The PostgreSQL backend: an asyncpg pool, ``?`` placeholders rewritten to ``$n``.
+
+``postgresql://user@host:port/db?schema=name`` puts every table in ``name`` (created if missing)
+through the connections' ``search_path``; tests give each test its own schema this way.
+Many Teller processes may share one database: correctness lives in constraints, row locks and
+conditional updates (see ``_pg_function``), never in in-process locks.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import asyncpg
+
+from teller.storage import _engine_pg
+from teller.storage.ledger_types import Outcome, TransferRequest
+from teller.storage.schema import MIGRATIONS, render
+from teller.storage.store import (
+    IntegrityViolation,
+    Row,
+    StaleWrite,
+    StorageError,
+    Store,
+    UniqueViolation,
+    Write,
+    normalize_row,
+)
+
+__all__ = ["PostgresStore", "translate_error", "translate_placeholders", "split_schema"]
+
+POOL_SIZE_MAX = 10
+BATCH_RETRIES_MAX = 5          # deadlock / serialization failures of a whole ledger batch
+_MIGRATION_LOCK = 0x7E11E7     # advisory lock id: one migrator at a time per database
+
+
+def translate_error(exc: BaseException) -> StorageError:
+    if isinstance(exc, asyncpg.UniqueViolationError):
+        return UniqueViolation(str(exc))
+    if isinstance(exc, asyncpg.IntegrityConstraintViolationError):
+        return IntegrityViolation(str(exc))
+    return StorageError(f"{type(exc).__name__}: {exc}")
+
+
+@functools.lru_cache(maxsize=2048)
+def translate_placeholders(sql: str) -> str:
+    """``?`` -> ``$1..$n`` outside quoted literals and identifiers."""
+    out: list[str] = []
+    quote = ""
+    n = 0
+    for ch in sql:
+        if quote:
+            if ch == quote:
+                quote = ""
+        elif ch in ("'", '"'):
+            quote = ch
+        elif ch == "?":
+            n += 1
+            out.append(f"${n}")
+            continue
+        out.append(ch)
+    return "".join(out)
+
+
+def split_schema(url: str) -> tuple[str, str | None]:
+    """Take our ``schema=`` parameter out of the URL (asyncpg would send it as a server setting)."""
+    parts = urlsplit(url)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    schema = next((v for k, v in query if k == "schema"), None)
+    rest = urlencode([(k, v) for k, v in query if k != "schema"])
+    dsn = urlunsplit((parts.scheme.replace("postgres", "postgresql", 1) if parts.scheme == "postgres" else parts.scheme,
+                      parts.netloc, parts.path, rest, parts.fragment))
+    if schema is not None and not schema.replace("_", "").isalnum():
+        raise ValueError("schema names are letters, digits and underscores")
+    return dsn, schema
+
+
+class PostgresStore(Store):
+    backend = "postgresql"
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    @classmethod
+    async def open(cls, url: str) -> PostgresStore:
+        dsn, schema = split_schema(url)
+        settings = {"search_path": schema} if schema else {}
+        try:
+            if schema:
+                conn = await asyncpg.connect(dsn)
+                try:
+                    await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+                except asyncpg.UniqueViolationError:
+                    pass  # created concurrently by another process
+                finally:
+                    await conn.close()
+            pool = await asyncpg.create_pool(dsn, min_size=1, max_size=POOL_SIZE_MAX, server_settings=settings)
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            raise translate_error(exc) from exc
+        store = cls(pool)
+        try:
+            await store._migrate()
+        except BaseException:
+            await pool.close()
+            raise
+        store._attach_repositories()
+        return store
+
+    async def _migrate(self) -> None:
+        async with self._pool.acquire() as conn, conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock($1)", _MIGRATION_LOCK)
+            await conn.execute("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY,"
+                               " name TEXT NOT NULL, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())")
+            done = {r["version"] for r in await conn.fetch("SELECT version FROM schema_migrations")}
+            for migration in MIGRATIONS:
+                if migration.version in done:
+                    continue
+                if migration.sql:
+                    await conn.execute(render(migration.sql, "postgresql"))
+                if migration.postgresql_only:
+                    await conn.execute(migration.postgresql_only)
+                await conn.execute("INSERT INTO schema_migrations (version, name) VALUES ($1, $2)",
+                                   migration.version, migration.name)
+
+    async def fetch_one(self, sql: str, *params: Any) -> Row | None:
+        try:
+            row = await self._pool.fetchrow(translate_placeholders(sql), *params)
+        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
+            raise translate_error(exc) from exc
+        return normalize_row(row) if row is not None else None
+
+    async def fetch_all(self, sql: str, *params: Any) -> list[Row]:
+        try:
+            rows = await self._pool.fetch(translate_placeholders(sql), *params)
+        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
+            raise translate_error(exc) from exc
+        return [normalize_row(r) for r in rows]
+
+    async def execute(self, sql: str, *params: Any) -> int:
+        try:
+            status = await self._pool.execute(translate_placeholders(sql), *params)
+        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
+            raise translate_error(exc) from exc
+        return _engine_pg._rowcount(status)
+
+    async def run_atomic(self, writes: Sequence[Write]) -> list[int]:
+        counts = []
+        try:
+            async with self._pool.acquire() as conn, conn.transaction():
+                for write in writes:
+                    count = _engine_pg._rowcount(await conn.execute(translate_placeholders(write.sql), *write.params))
+                    if write.expect_rows is not None and count != write.expect_rows:
+                        raise StaleWrite(f"write touched {count} rows, expected {write.expect_rows}")
+                    counts.append(count)
+        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
+            raise translate_error(exc) from exc
+        return counts
+
+    async def apply_transfers(self, batch: Sequence[TransferRequest]) -> list[Outcome]:
+        for attempt in range(BATCH_RETRIES_MAX):
+            try:
+                async with self._pool.acquire() as conn:
+                    return await _engine_pg.apply_batch(conn, batch, translate_placeholders)
+            except (asyncpg.DeadlockDetectedError, asyncpg.SerializationError) as exc:
+                if attempt == BATCH_RETRIES_MAX - 1:
+                    raise translate_error(exc) from exc
+            except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
+                raise translate_error(exc) from exc
+        raise AssertionError("unreachable")
+
+    async def _close_backend(self) -> None:
+        await self._pool.close()

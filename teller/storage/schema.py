@@ -1,0 +1,264 @@
+"""The schema: versioned migrations, one logical schema written once for both backends.
+
+Each migration is a template; ``render`` fills the few dialect words:
+
+- ``{AMOUNT}``: amounts in the smallest unit. NUMERIC(78,0) on PostgreSQL (any uint256 fits);
+  TEXT holding a decimal integer on SQLite, because SQLite integers stop at 2**63 and a wei
+  amount passes that at ~9.2 ETH. Never a float. Columns holding amounts end in ``_minor``, and
+  the store turns them back into Python ints on read (see ``teller.storage.store``).
+- ``{TS}`` / ``{NOW}``: timestamps (TIMESTAMPTZ; on SQLite ISO-8601 UTC text with a ``Z``).
+  Columns holding timestamps end in ``_at`` and come back as aware ``datetime`` objects.
+- ``{PK}``: a 64-bit auto-assigned integer primary key.
+
+Migrations are applied in order at open, each in its own transaction, recorded in
+``schema_migrations``. Never edit a released migration: add a new one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["Migration", "MIGRATIONS", "render"]
+
+
+@dataclass(frozen=True, slots=True)
+class Migration:
+    version: int
+    name: str
+    sql: str                  # template for both backends
+    postgresql_only: str = ""  # e.g. the ledger's server-side function
+
+
+_DIALECT = {
+    "sqlite": {
+        "AMOUNT": "TEXT",
+        "TS": "TEXT",
+        "NOW": "(strftime('%Y-%m-%dT%H:%M:%fZ','now'))",
+        "PK": "INTEGER PRIMARY KEY",
+    },
+    "postgresql": {
+        "AMOUNT": "NUMERIC(78,0)",
+        "TS": "TIMESTAMPTZ",
+        "NOW": "now()",
+        "PK": "BIGSERIAL PRIMARY KEY",
+    },
+}
+
+
+def render(sql: str, backend: str) -> str:
+    return sql.format(**_DIALECT[backend])
+
+
+_INITIAL = """
+CREATE TABLE users (
+    id {PK},
+    telegram_id BIGINT NOT NULL UNIQUE,
+    username TEXT,
+    first_name TEXT NOT NULL DEFAULT '',
+    created_at {TS} NOT NULL DEFAULT {NOW}
+);
+
+CREATE TABLE deposit_addresses (
+    id {PK},
+    user_id BIGINT NOT NULL REFERENCES users(id),
+    chain TEXT NOT NULL,
+    address TEXT NOT NULL,
+    hd_index BIGINT NOT NULL,
+    created_at {TS} NOT NULL DEFAULT {NOW},
+    UNIQUE (chain, address),
+    UNIQUE (user_id, chain),
+    UNIQUE (chain, hd_index)
+);
+
+CREATE TABLE chain_checkpoints (
+    chain TEXT PRIMARY KEY,
+    block_number BIGINT NOT NULL,
+    block_hash TEXT NOT NULL,
+    updated_at {TS} NOT NULL DEFAULT {NOW}
+);
+
+-- The window of recent block hashes a watcher keeps to find the common ancestor after a reorg.
+CREATE TABLE chain_blocks (
+    chain TEXT NOT NULL,
+    block_number BIGINT NOT NULL,
+    block_hash TEXT NOT NULL,
+    parent_hash TEXT NOT NULL,
+    PRIMARY KEY (chain, block_number)
+);
+
+CREATE TABLE deposits (
+    id {PK},
+    user_id BIGINT NOT NULL REFERENCES users(id),
+    chain TEXT NOT NULL,
+    asset TEXT NOT NULL,
+    address TEXT NOT NULL,
+    tx_hash TEXT NOT NULL,
+    log_index BIGINT NOT NULL,           -- -1 for a native transfer
+    amount_minor {AMOUNT} NOT NULL,
+    block_number BIGINT NOT NULL,
+    block_hash TEXT NOT NULL,
+    status TEXT NOT NULL DEFAULT 'pending' CHECK (status IN ('pending', 'credited', 'orphaned')),
+    created_at {TS} NOT NULL DEFAULT {NOW},
+    updated_at {TS} NOT NULL DEFAULT {NOW},
+    credited_at {TS},
+    UNIQUE (chain, tx_hash, log_index)
+);
+CREATE INDEX deposits_user ON deposits (user_id, id);
+CREATE INDEX deposits_chain_status ON deposits (chain, status, block_number);
+
+CREATE TABLE withdrawals (
+    id {PK},
+    user_id BIGINT NOT NULL REFERENCES users(id),
+    chain TEXT NOT NULL,
+    asset TEXT NOT NULL,
+    to_address TEXT NOT NULL,
+    amount_minor {AMOUNT} NOT NULL,
+    fee_minor {AMOUNT} NOT NULL,
+    idempotency_key TEXT NOT NULL,
+    request_fingerprint TEXT NOT NULL,
+    hold_key TEXT,                        -- the ledger key of the pending transfer
+    status TEXT NOT NULL DEFAULT 'pending'
+        CHECK (status IN ('pending', 'signed', 'broadcast', 'confirmed', 'failed')),
+    from_address TEXT,
+    nonce BIGINT,
+    tx_hash TEXT,
+    failure_reason TEXT,
+    created_at {TS} NOT NULL DEFAULT {NOW},
+    updated_at {TS} NOT NULL DEFAULT {NOW},
+    UNIQUE (user_id, idempotency_key)
+);
+CREATE INDEX withdrawals_user ON withdrawals (user_id, id);
+CREATE INDEX withdrawals_chain_status ON withdrawals (chain, status);
+
+-- Every signed transaction for a withdrawal, one row per (nonce, hash): replacements included.
+CREATE TABLE withdrawal_attempts (
+    id {PK},
+    withdrawal_id BIGINT NOT NULL REFERENCES withdrawals(id),
+    chain TEXT NOT NULL,
+    nonce BIGINT NOT NULL,
+    tx_hash TEXT NOT NULL,
+    raw_tx TEXT NOT NULL,
+    max_fee_per_gas_wei {AMOUNT} NOT NULL,
+    max_priority_fee_per_gas_wei {AMOUNT} NOT NULL,
+    status TEXT NOT NULL DEFAULT 'signed'
+        CHECK (status IN ('signed', 'broadcast', 'mined', 'replaced', 'dropped', 'failed')),
+    block_number BIGINT,
+    created_at {TS} NOT NULL DEFAULT {NOW},
+    updated_at {TS} NOT NULL DEFAULT {NOW},
+    UNIQUE (chain, tx_hash)
+);
+CREATE INDEX withdrawal_attempts_withdrawal ON withdrawal_attempts (withdrawal_id, nonce);
+
+CREATE TABLE address_nonces (
+    chain TEXT NOT NULL,
+    address TEXT NOT NULL,
+    next_nonce BIGINT NOT NULL,
+    updated_at {TS} NOT NULL DEFAULT {NOW},
+    PRIMARY KEY (chain, address)
+);
+
+CREATE TABLE cards (
+    id {PK},
+    user_id BIGINT NOT NULL REFERENCES users(id),
+    card_hash TEXT NOT NULL UNIQUE,       -- keyed hash of the full number: matching without storing it
+    card_masked TEXT NOT NULL,
+    iban TEXT,
+    owner_name TEXT,
+    bank TEXT,
+    status TEXT NOT NULL DEFAULT 'verified' CHECK (status IN ('pending', 'verified', 'rejected')),
+    created_at {TS} NOT NULL DEFAULT {NOW}
+);
+CREATE INDEX cards_user ON cards (user_id);
+CREATE INDEX cards_iban ON cards (iban);
+
+CREATE TABLE ibans (
+    id {PK},
+    user_id BIGINT NOT NULL REFERENCES users(id),
+    iban TEXT NOT NULL UNIQUE,
+    owner_name TEXT,
+    bank TEXT,
+    created_at {TS} NOT NULL DEFAULT {NOW}
+);
+CREATE INDEX ibans_user ON ibans (user_id);
+
+CREATE TABLE statement_lines (
+    id {PK},
+    bank_reference TEXT NOT NULL UNIQUE,
+    amount_minor {AMOUNT} NOT NULL,
+    source_iban TEXT,
+    source_card_masked TEXT,
+    source_card_hash TEXT,
+    occurred_at {TS},
+    status TEXT NOT NULL CHECK (status IN ('matched', 'unmatched', 'assigned')),
+    user_id BIGINT REFERENCES users(id),
+    created_at {TS} NOT NULL DEFAULT {NOW},
+    updated_at {TS} NOT NULL DEFAULT {NOW}
+);
+CREATE INDEX statement_lines_status ON statement_lines (status, id);
+CREATE INDEX statement_lines_user ON statement_lines (user_id, id);
+
+CREATE TABLE sync_cursors (
+    name TEXT PRIMARY KEY,
+    cursor TEXT NOT NULL,
+    updated_at {TS} NOT NULL DEFAULT {NOW}
+);
+
+CREATE TABLE accounts (
+    name TEXT PRIMARY KEY,
+    asset TEXT NOT NULL,
+    user_id BIGINT,                       -- set for user:… accounts, which may never go below zero
+    posted_debits_minor {AMOUNT} NOT NULL DEFAULT 0,
+    posted_credits_minor {AMOUNT} NOT NULL DEFAULT 0,
+    pending_debits_minor {AMOUNT} NOT NULL DEFAULT 0,
+    pending_credits_minor {AMOUNT} NOT NULL DEFAULT 0,
+    created_at {TS} NOT NULL DEFAULT {NOW}
+);
+CREATE INDEX accounts_user ON accounts (user_id);
+
+-- kind: single (posted at once) | pending (a hold) | post | void (resolve the hold named by
+-- pending_key). A hold's status moves pending -> posted | voided once; the partial unique index on
+-- pending_key makes a second resolution impossible whatever the code above does.
+CREATE TABLE transfers (
+    id {PK},
+    key TEXT NOT NULL UNIQUE,
+    kind TEXT NOT NULL CHECK (kind IN ('single', 'pending', 'post', 'void')),
+    debit TEXT NOT NULL REFERENCES accounts(name),
+    credit TEXT NOT NULL REFERENCES accounts(name),
+    asset TEXT NOT NULL,
+    amount_minor {AMOUNT} NOT NULL,
+    pending_key TEXT,
+    status TEXT NOT NULL CHECK (status IN ('posted', 'pending', 'voided')),
+    fingerprint TEXT NOT NULL,
+    debit_user_id BIGINT,
+    credit_user_id BIGINT,
+    created_at {TS} NOT NULL DEFAULT {NOW}
+);
+CREATE UNIQUE INDEX transfers_resolves_once ON transfers (pending_key) WHERE pending_key IS NOT NULL;
+CREATE INDEX transfers_debit_user ON transfers (debit_user_id, id) WHERE debit_user_id IS NOT NULL;
+CREATE INDEX transfers_credit_user ON transfers (credit_user_id, id) WHERE credit_user_id IS NOT NULL;
+
+CREATE TABLE outbox (
+    id {PK},
+    type TEXT NOT NULL,
+    payload TEXT NOT NULL,                -- JSON text
+    created_at {TS} NOT NULL DEFAULT {NOW},
+    delivered_at {TS}
+);
+CREATE INDEX outbox_undelivered ON outbox (id) WHERE delivered_at IS NULL;
+
+CREATE TABLE notifications_sent (
+    event_id BIGINT PRIMARY KEY,
+    user_id BIGINT,
+    telegram_id BIGINT,
+    status TEXT NOT NULL DEFAULT 'sent' CHECK (status IN ('sent', 'blocked', 'skipped')),
+    sent_at {TS} NOT NULL DEFAULT {NOW}
+);
+"""
+
+# The ledger's group commit on PostgreSQL: a whole batch in one round trip. See _pg_function.py.
+from teller.storage._pg_function import APPLY_TRANSFERS_SQL  # noqa: E402 - kept beside its caller
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "initial schema", _INITIAL),
+    Migration(2, "ledger batch function", "", postgresql_only=APPLY_TRANSFERS_SQL),
+)

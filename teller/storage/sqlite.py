@@ -1,0 +1,171 @@
+"""The SQLite backend: one connection on one dedicated thread (WAL, synchronous=NORMAL, foreign keys).
+
+Why not one await per statement through aiosqlite: every await hops threads (~70 µs, FIELD-NOTES),
+which cost 0.13-0.25x of plain sqlite3. Here every public call is one function run on the store's
+own thread, and a ledger batch is one call: one hop per batch, not per statement.
+
+Durability: WAL with synchronous=NORMAL survives a killed process (the crash tests SIGKILL a
+writer); a power cut may lose the last commits. Other processes may open the same file: writers
+take ``BEGIN IMMEDIATE`` and wait up to ``BUSY_TIMEOUT_MS``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, TypeVar
+
+from teller.storage import _engine_sqlite
+from teller.storage.ledger_types import Outcome, TransferRequest
+from teller.storage.schema import MIGRATIONS, render
+from teller.storage.store import (
+    IntegrityViolation,
+    Row,
+    StorageError,
+    Store,
+    UniqueViolation,
+    Write,
+    normalize_row,
+    utc_now,
+)
+
+__all__ = ["SqliteStore", "translate_error"]
+
+BUSY_TIMEOUT_MS = 10_000
+T = TypeVar("T")
+
+
+def translate_error(exc: sqlite3.Error) -> StorageError:
+    text = str(exc)
+    if isinstance(exc, sqlite3.IntegrityError):
+        if "UNIQUE" in text or "PRIMARY KEY" in text:
+            return UniqueViolation(text)
+        return IntegrityViolation(text)
+    return StorageError(text)
+
+
+class SqliteStore(Store):
+    backend = "sqlite"
+
+    def __init__(self, path: str) -> None:
+        self._path = path
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="teller-sqlite")
+        self._conn: sqlite3.Connection | None = None
+
+    @classmethod
+    async def open(cls, path: str) -> SqliteStore:
+        store = cls(path)
+        try:
+            await store._call(store._connect)
+            await store._call(store._migrate)
+        except BaseException:
+            await store._close_backend()
+            raise
+        store._attach_repositories()
+        return store
+
+    async def _call(self, fn: Callable[..., T], *args: Any) -> T:
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(self._thread, fn, *args)
+        except sqlite3.Error as exc:
+            raise translate_error(exc) from exc
+
+    # -- runs on the store's thread ---------------------------------------------------------------
+    def _connect(self) -> None:
+        if self._path != ":memory:":
+            Path(self._path).parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False,
+                               timeout=BUSY_TIMEOUT_MS / 1000)
+        conn.row_factory = sqlite3.Row
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("PRAGMA foreign_keys=ON")
+        conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        self._conn = conn
+
+    def _migrate(self) -> None:
+        conn = self._db()
+        conn.execute("BEGIN IMMEDIATE")  # one migrator at a time across processes
+        try:
+            conn.execute("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY,"
+                         " name TEXT NOT NULL, applied_at TEXT NOT NULL)")
+            done = {r[0] for r in conn.execute("SELECT version FROM schema_migrations")}
+            for migration in MIGRATIONS:
+                if migration.version in done or not migration.sql:
+                    continue
+                for statement in _statements(render(migration.sql, "sqlite")):
+                    conn.execute(statement)
+                conn.execute("INSERT INTO schema_migrations VALUES (?, ?, ?)",
+                             (migration.version, migration.name, utc_now().isoformat()))
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+    def _db(self) -> sqlite3.Connection:
+        if self._conn is None:
+            raise StorageError("the store is closed")
+        return self._conn
+
+    def _fetch(self, sql: str, params: Sequence[Any], limit: int | None) -> list[Row]:
+        cur = self._db().execute(sql, _engine_sqlite.adapt_params(params))
+        rows = cur.fetchall()  # always to the end: a RETURNING write is complete only then
+        cur.close()
+        if limit:
+            rows = rows[:limit]
+        return [normalize_row(dict(zip(r.keys(), r))) for r in rows]
+
+    def _execute(self, sql: str, params: Sequence[Any]) -> int:
+        return self._db().execute(sql, _engine_sqlite.adapt_params(params)).rowcount
+
+    def _atomic(self, writes: Sequence[Write]) -> list[int]:
+        conn = self._db()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            counts = _engine_sqlite.run_writes(conn, writes)
+            conn.execute("COMMIT")
+            return counts
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+    def _apply(self, batch: Sequence[TransferRequest]) -> list[Outcome]:
+        return _engine_sqlite.apply_batch(self._db(), batch, utc_now())
+
+    def _disconnect(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    # -- the Store interface ----------------------------------------------------------------------
+    async def fetch_one(self, sql: str, *params: Any) -> Row | None:
+        rows = await self._call(self._fetch, sql, params, 1)
+        return rows[0] if rows else None
+
+    async def fetch_all(self, sql: str, *params: Any) -> list[Row]:
+        return await self._call(self._fetch, sql, params, None)
+
+    async def execute(self, sql: str, *params: Any) -> int:
+        return await self._call(self._execute, sql, params)
+
+    async def run_atomic(self, writes: Sequence[Write]) -> list[int]:
+        return await self._call(self._atomic, list(writes))
+
+    async def apply_transfers(self, batch: Sequence[TransferRequest]) -> list[Outcome]:
+        return await self._call(self._apply, batch)
+
+    async def _close_backend(self) -> None:
+        try:
+            await asyncio.get_running_loop().run_in_executor(self._thread, self._disconnect)
+        finally:
+            self._thread.shutdown(wait=True)
+
+
+def _statements(script: str) -> list[str]:
+    """Split a migration into statements (ours never put ';' inside literals)."""
+    cleaned = "\n".join(line.split("--", 1)[0] for line in script.splitlines())
+    return [s.strip() for s in cleaned.split(";") if s.strip()]
