@@ -43,7 +43,6 @@ __all__ = ["SandboxHandle", "start_sandbox", "make_app", "main"]
 _STATE = web.AppKey("sandbox_state", SandboxState)
 _STOP = web.AppKey("sandbox_stop", asyncio.Event)
 _BODY_BYTES_MAX = 64 * 1024
-_log = get_logger(actor="payments/sandbox")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -247,7 +246,7 @@ def main(argv: list[str] | None = None) -> None:
 
     async def serve() -> None:
         handle = await start_sandbox(args.host, args.port, state=SandboxState(api_key_ttl_s=args.api_key_ttl_s))
-        _log.info("sandbox.started", url=handle.url)
+        get_logger(actor="payments/sandbox").info("sandbox.started", url=handle.url)
         try:
             await asyncio.Event().wait()
         finally:
