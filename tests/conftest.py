@@ -2,7 +2,10 @@
 
 pytest_plugins = [
     "tests.fixtures.common",
+    "tests.fixtures.store",
     "tests.fixtures.nats",
     "tests.fixtures.telegram",
     "tests.fixtures.payments",
+    "tests.fixtures.chain",
+    "tests.fixtures.http",
 ]

@@ -95,7 +95,7 @@ class SqliteStore(Store):
                          " name TEXT NOT NULL, applied_at TEXT NOT NULL)")
             done = {r[0] for r in conn.execute("SELECT version FROM schema_migrations")}
             for migration in MIGRATIONS:
-                if migration.version in done or not migration.sql:
+                if migration.version in done:
                     continue
                 for statement in _statements(render(migration.sql, "sqlite")):
                     conn.execute(statement)
