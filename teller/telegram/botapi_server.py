@@ -20,7 +20,7 @@ import json
 import re
 import time
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -88,8 +88,8 @@ class BotApiServer:
     async def start(self) -> None:
         app = web.Application()
         app.router.add_route("*", r"/bot{token}/{method}", self._handle_method)
-        app.router.add_post("/_test/messages", self._test_inject)
-        app.router.add_post("/_test/faults", self._test_fault)
+        app.router.add_post("/_test/messages", _bad_input_is_400(self._test_inject))
+        app.router.add_post("/_test/faults", _bad_input_is_400(self._test_fault))
         app.router.add_get("/_test/calls", self._test_calls)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
@@ -181,7 +181,9 @@ class BotApiServer:
             return _error(*fault)
         try:
             return await handler(self, token, params)
-        except (KeyError, TypeError, ValueError) as exc:
+        except KeyError as exc:
+            return _error(400, f"Bad Request: parameter {exc} is required")
+        except (TypeError, ValueError) as exc:
             return _error(400, f"Bad Request: {exc}")
 
     def _take_fault(self, chat_id: Any) -> tuple[int, str, dict[str, Any] | None] | None:
@@ -367,6 +369,16 @@ def _coerce(params: dict[str, Any]) -> dict[str, Any]:
                 raise ValueError(f"can't parse {key} JSON object") from exc
         out[key] = value
     return out
+
+
+def _bad_input_is_400(handler: Callable[[web.Request], Awaitable[web.Response]]) -> Callable[[web.Request], Awaitable[web.Response]]:
+    async def wrapped(request: web.Request) -> web.Response:
+        try:
+            return await handler(request)
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            return web.json_response({"ok": False, "description": f"bad test request: {exc!r}"}, status=400)
+
+    return wrapped
 
 
 def _ok(result: Any) -> web.Response:

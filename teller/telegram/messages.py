@@ -1,0 +1,106 @@
+"""Event -> the short, plain-text Telegram message a user reads. Pure functions, one per event type.
+
+Amounts arrive in display units (decimal strings, validated by the event schema) and are shown
+with the asset symbol and chain, the integer part grouped by thousands ("1,500,000 IRT"): a
+string operation, so no digit is ever rounded. Addresses and hashes are shortened for reading.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from teller.events.schema import Event, EventType
+
+__all__ = ["message_for", "balances_text", "display_amount", "BALANCE_ROWS_MAX"]
+
+# A balance list longer than this is cut with a pointer to the Mini App (Telegram caps a message
+# at 4096 characters and a chat is no place for a ledger).
+BALANCE_ROWS_MAX = 30
+_REASON_LEN_MAX = 200
+
+
+def display_amount(amount: str) -> str:
+    whole, dot, frac = amount.partition(".")
+    groups = []
+    while len(whole) > 3:
+        whole, groups = whole[:-3], [whole[-3:], *groups]
+    return ",".join([whole, *groups]) + (dot + frac if frac else "")
+
+
+def _money(payload: Mapping[str, Any]) -> str:
+    text = f"{display_amount(payload['amount'])} {payload['asset']}"
+    return f"{text} on {payload['chain']}" if payload.get("chain") else text
+
+
+def _short(value: str) -> str:
+    return value if len(value) <= 14 else f"{value[:6]}…{value[-4:]}"
+
+
+def deposit_seen(p: Mapping[str, Any]) -> str:
+    return (f"⏳ Deposit on its way: {_money(p)} "
+            f"({p['confirmations']}/{p['required_confirmations']} confirmations). "
+            "We'll tell you when it is credited.")
+
+
+def deposit_credited(p: Mapping[str, Any]) -> str:
+    return f"✅ Deposit credited: {_money(p)}"
+
+
+def deposit_orphaned(p: Mapping[str, Any]) -> str:
+    return (f"⚠️ Deposit dropped: {_money(p)}. The transaction left the chain in a reorganisation "
+            "and was not credited. If it is mined again, it will be credited then.")
+
+
+def withdrawal_broadcast(p: Mapping[str, Any]) -> str:
+    return f"📤 Withdrawal sent: {_money(p)} to {_short(p['to'])}. Waiting for confirmations."
+
+
+def withdrawal_confirmed(p: Mapping[str, Any]) -> str:
+    return f"✅ Withdrawal confirmed: {_money(p)} to {_short(p['to'])}"
+
+
+def withdrawal_failed(p: Mapping[str, Any]) -> str:
+    reason = str(p["reason"])[:_REASON_LEN_MAX]
+    return f"❌ Withdrawal failed: {_money(p)} ({reason}). The amount is back in your balance."
+
+
+def irt_credited(p: Mapping[str, Any]) -> str:
+    return f"✅ Rial payment credited: {_money(p)}"
+
+
+def card_verified(p: Mapping[str, Any]) -> str:
+    return f"✅ Card verified: {p['card_masked']}. Payments from it will be credited to you."
+
+
+_BY_TYPE: Mapping[EventType, Callable[[Mapping[str, Any]], str]] = {
+    EventType.DEPOSIT_SEEN: deposit_seen,
+    EventType.DEPOSIT_CREDITED: deposit_credited,
+    EventType.DEPOSIT_ORPHANED: deposit_orphaned,
+    EventType.WITHDRAWAL_BROADCAST: withdrawal_broadcast,
+    EventType.WITHDRAWAL_CONFIRMED: withdrawal_confirmed,
+    EventType.WITHDRAWAL_FAILED: withdrawal_failed,
+    EventType.IRT_CREDITED: irt_credited,
+    EventType.CARD_VERIFIED: card_verified,
+}
+
+
+def message_for(event: Event) -> str:
+    """The text for ``event``; every ``EventType`` has one (checked by the tests)."""
+    return _BY_TYPE[event.type](event.payload)
+
+
+def balances_text(rows: Sequence[tuple[str, str | None, str, str]]) -> str:
+    """``/balance``: rows of (asset, chain or None, available, held), amounts in display units."""
+    if not rows:
+        return "You have no balances yet. Open the wallet to get a deposit address."
+    lines = ["💰 Your balances:"]
+    for asset, chain, available, held in rows[:BALANCE_ROWS_MAX]:
+        where = f" on {chain}" if chain else ""
+        line = f"• {display_amount(available)} {asset}{where}"
+        if held not in ("0", ""):
+            line += f" (+{display_amount(held)} held for withdrawals)"
+        lines.append(line)
+    if len(rows) > BALANCE_ROWS_MAX:
+        lines.append(f"…and {len(rows) - BALANCE_ROWS_MAX} more in the wallet.")
+    return "\n".join(lines)
