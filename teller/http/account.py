@@ -17,7 +17,7 @@ __all__ = ["routes"]
 
 HISTORY_PAGE_MAX = 100
 HISTORY_PAGE_DEFAULT = 20
-CURSOR_LEN_MAX = 128
+CURSOR_LEN_MAX = 18
 
 
 async def me(request: web.Request) -> web.Response:
@@ -46,7 +46,7 @@ async def balances(request: web.Request) -> web.Response:
     rows = []
     for asset in services.assets:  # every configured asset, zero when never touched
         balance = held.get(asset.code)
-        available, on_hold = (balance.available, balance.held) if balance else (0, 0)
+        available, on_hold = (balance.available_minor, balance.held_minor) if balance else (0, 0)
         rows.append({
             "asset": asset.symbol, "chain": asset.chain, "decimals": asset.decimals,
             "available": format_amount(available, asset.decimals), "held": format_amount(on_hold, asset.decimals),
@@ -58,8 +58,8 @@ async def transactions(request: web.Request) -> web.Response:
     services = request.app[SERVICES]
     limit = query_int(request, "limit", default=HISTORY_PAGE_DEFAULT, low=1, high=HISTORY_PAGE_MAX)
     cursor = request.query.get("cursor") or None
-    if cursor is not None and (len(cursor) > CURSOR_LEN_MAX or not cursor.isascii()):
-        raise InvalidInput("invalid cursor")
+    if cursor is not None and (len(cursor) > CURSOR_LEN_MAX or not cursor.isascii() or not cursor.isdigit()):
+        raise InvalidInput("invalid cursor: pass back the next_cursor of the previous page")
     page = await services.store.ledger.history(request[USER_ID], limit=limit, cursor=cursor)
     items = []
     for entry in page.entries:
@@ -67,10 +67,20 @@ async def transactions(request: web.Request) -> web.Response:
         decimals = asset.decimals if asset else 0
         items.append({
             "id": str(entry.id), "asset": asset.symbol if asset else entry.asset, "chain": asset.chain if asset else None,
-            "direction": entry.direction, "amount": format_amount(entry.amount, decimals),
-            "kind": entry.kind, "status": entry.status, "created_at": rfc3339(entry.created_at),
+            "direction": "credit" if entry.direction == "in" else "debit",
+            "amount": format_amount(entry.amount_minor, decimals),
+            "kind": _kind(entry.counterparty), "status": entry.status, "created_at": rfc3339(entry.created_at),
         })
     return web.json_response({"transactions": items, "next_cursor": page.next_cursor})
+
+
+def _kind(counterparty: str) -> str:
+    """What a history line is, told by the account on the other side."""
+    prefix = counterparty.split(":", 1)[0]
+    return {
+        "chain": "deposit", "withdrawal-hold": "withdrawal", "hot": "withdrawal", "fees": "fee",
+        "bank": "irt_deposit", "suspense": "irt_deposit",
+    }.get(prefix, "transfer")
 
 
 async def client_config(request: web.Request) -> web.Response:

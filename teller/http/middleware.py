@@ -20,7 +20,7 @@ from teller.log import get_logger
 __all__ = ["build_middlewares", "USER_ID"]
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-USER_ID = "teller.user_id"
+USER_ID = web.RequestKey("user_id", int)
 _PUBLIC_API = ("/api/v1/auth/", "/api/v1/openapi.json", "/api/v1/config")
 _log = get_logger(component="http")
 
@@ -89,8 +89,11 @@ def build_middlewares(*, body_size_max_bytes: int, ip_limiter: KeyedRateLimiter,
         path = request.path
         services = request.app[SERVICES]
         if path.startswith("/api/v1/") and not path.startswith(_PUBLIC_API):
-            user_id = services.auth.user_id_from_token(_bearer(request))
-            wait_s = user_limiter.take(user_id)
+            subject = services.auth.user_id_from_token(_bearer(request))
+            if not subject.isascii() or not subject.isdigit():
+                raise InvalidToken()
+            user_id = int(subject)
+            wait_s = user_limiter.take(subject)
             if wait_s:
                 raise RateLimited(retry_after_s=int(wait_s))
             request[USER_ID] = user_id

@@ -27,7 +27,7 @@ async def readyz(request: web.Request) -> web.Response:
     problems = []
     try:
         async with asyncio.timeout(READY_PROBE_TIMEOUT_S):
-            await services.store.ping()
+            await services.store.fetch_one("SELECT 1 AS one")
     except Exception:  # any failure to reach the DB means not ready; the reason goes to the log
         problems.append("database unreachable")
     if services.tree is not None and not services.tree.running:
