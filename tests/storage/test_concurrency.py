@@ -1,0 +1,47 @@
+"""Concurrent debits on both backends: one process, and several stores on one database (as processes)."""
+
+from __future__ import annotations
+
+import asyncio
+
+from teller.errors import InsufficientFunds
+from teller.storage import chain_account, hot_account, open_store, user_account
+
+ASSET = "IRT"
+DEBITS = 100
+STORES = 4
+
+
+async def test_100_concurrent_whole_balance_debits_leave_exactly_one(store) -> None:
+    await store.ledger.transfer(debit=chain_account("bank", ASSET), credit=user_account(1, ASSET), asset=ASSET,
+                                amount=1_000, key="fund")
+    results = await asyncio.gather(*(
+        store.ledger.transfer(debit=user_account(1, ASSET), credit=hot_account("bank", ASSET), asset=ASSET,
+                              amount=1_000, key=f"debit-{i}") for i in range(DEBITS)), return_exceptions=True)
+    assert sum(not isinstance(r, Exception) for r in results) == 1
+    assert sum(isinstance(r, InsufficientFunds) for r in results) == DEBITS - 1
+    (balance,) = await store.ledger.balances(1)
+    assert (balance.available_minor, balance.held_minor) == (0, 0)
+    assert not await store.ledger.check_invariants()
+
+
+async def test_debits_and_holds_through_several_stores_on_one_database(store, store_url) -> None:
+    """Each extra store has its own connections and group-commit writer, like another process."""
+    await store.ledger.transfer(debit=chain_account("bank", ASSET), credit=user_account(1, ASSET), asset=ASSET,
+                                amount=1_000, key="fund")
+    others = [await open_store(store_url) for _ in range(STORES)]
+    try:
+        calls = []
+        for i in range(DEBITS):
+            ledger = others[i % STORES].ledger
+            calls.append(ledger.transfer(debit=user_account(1, ASSET), credit=hot_account("bank", ASSET),
+                                         asset=ASSET, amount=1_000, key=f"debit-{i}", pending=i % 2 == 0))
+        results = await asyncio.gather(*calls, return_exceptions=True)
+    finally:
+        for other in others:
+            await other.close()
+    assert sum(not isinstance(r, Exception) for r in results) == 1
+    assert sum(isinstance(r, InsufficientFunds) for r in results) == DEBITS - 1
+    (balance,) = await store.ledger.balances(1)
+    assert balance.available_minor == 0
+    assert not await store.ledger.check_invariants()
