@@ -11,11 +11,20 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from teller.errors import InvalidToken, NotAuthenticated, NotFound, PayloadTooLarge, RateLimited, TellerError
+from teller.errors import (
+    InvalidToken,
+    NotAuthenticated,
+    NotFound,
+    PayloadTooLarge,
+    RateLimited,
+    ServiceUnavailable,
+    TellerError,
+)
 from teller.http.context import SERVICES
 from teller.http.errors import error_body, error_response
 from teller.http.ratelimit import KeyedRateLimiter
 from teller.log import get_logger
+from teller.runtime import ActorRuntimeError
 
 __all__ = ["build_middlewares", "USER_ID"]
 
@@ -41,6 +50,11 @@ async def errors_and_metrics(request: web.Request, handler: Handler) -> web.Stre
         return response
     except TellerError as exc:
         response = error_response(exc)
+        status = response.status
+        return response
+    except ActorRuntimeError:
+        # A busy, full or restarting actor: the request may be retried (money commands are idempotent).
+        response = error_response(ServiceUnavailable("the service is busy or restarting; try again"))
         status = response.status
         return response
     except web.HTTPException as exc:

@@ -38,7 +38,7 @@ async def readyz(request: web.Request) -> web.Response:
 
 
 async def status_document(services: Services) -> dict[str, Any]:
-    tree = services.tree.status() if services.tree is not None else _empty_tree()
+    tree = services.tree.status()["tree"] if services.tree is not None else _empty_tree()
     doc: dict[str, Any] = {
         "node": services.settings.server.node,
         "uptime_s": round(time.monotonic() - services.started_at_s, 3),

@@ -1,0 +1,36 @@
+"""The whole app wired from settings: the tree has its slots, the server answers, it stops cleanly."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp.test_utils import TestClient, TestServer
+
+from teller.app import start_teller
+from tests.fixtures.http import OPS_TOKEN, settings_for_tests
+
+
+async def test_started_teller_serves_status_with_the_supervisor_tree(store: Any) -> None:
+    settings = settings_for_tests(chains=[])
+    teller = await start_teller(settings, store=store)
+    try:
+        async with TestClient(TestServer(teller.app, host="127.0.0.1")) as client:
+            doc = await (await client.get("/ops/status", headers={"Authorization": f"Bearer {OPS_TOKEN}"})).json()
+            names = [child["name"] for child in doc["tree"]["children"]]
+            assert {"chains", "withdrawals", "wallets", "payments"} <= set(names)
+            assert doc["tree"]["state"] == "running"
+            assert doc["outbox"]["backlog"] == 0
+            assert (await client.get("/readyz")).status == 200
+    finally:
+        await teller.tree.stop()
+
+
+async def test_wallet_actor_runs_commands_for_its_user(store: Any) -> None:
+    teller = await start_teller(settings_for_tests(chains=[]), store=store)
+    try:
+        async def whoami(_store: Any, user_id: int) -> int:
+            return user_id
+
+        assert await teller.ctx.wallet(7).call("run", whoami) == 7
+    finally:
+        await teller.tree.stop()
