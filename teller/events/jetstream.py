@@ -109,8 +109,10 @@ class JetStreamPublisher:
                     event.subject_under(self._prefix),
                     event.to_json(),
                     headers={"Nats-Msg-Id": event.id},
-                    stream=self._stream,
-                    wait_stall=self._ack_timeout_s,
+                    # No Nats-Expected-Stream header (it cost ~25% of throughput here): the stream's
+                    # subjects are checked once on connect instead.
+                    # No wait_stall: it costs a task per message (asyncio.wait_for), and a batch never
+                    # exceeds the client's in-flight bound (PUBLISH_BATCH_MAX), so it cannot stall.
                 )
                 futures.append((event.id, future))
         except (nats.errors.Error, OSError, asyncio.TimeoutError) as exc:
@@ -181,6 +183,9 @@ class JetStreamPublisher:
         js = nc.jetstream(timeout=self._ack_timeout_s, publish_async_max_pending=PUBLISH_BATCH_MAX)
         try:
             await self._ensure_stream(js)
+        except EventsUnavailable:
+            await self.close()
+            raise
         except (nats.errors.Error, OSError, asyncio.TimeoutError) as exc:
             await self.close()
             raise EventsUnavailable("cannot set up the JetStream stream", error=type(exc).__name__) from exc
@@ -189,10 +194,15 @@ class JetStreamPublisher:
 
     async def _ensure_stream(self, js: JetStreamContext) -> None:
         try:
-            await js.stream_info(self._stream)
-            return
+            info = await js.stream_info(self._stream)
         except nats.js.errors.NotFoundError:
-            pass
+            info = None
+        if info is not None:
+            if f"{self._prefix}.>" not in (info.config.subjects or []):
+                # Someone else's stream under our name: publishing would land nowhere or elsewhere.
+                raise EventsUnavailable("the JetStream stream does not capture Teller's subjects",
+                                        subjects=info.config.subjects)
+            return
         config = StreamConfig(
             name=self._stream,
             subjects=[f"{self._prefix}.>"],

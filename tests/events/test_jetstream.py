@@ -105,3 +105,16 @@ async def test_nats_down_then_back_without_a_new_publisher(jetstream_names: JetS
     finally:
         await publisher.close()
     assert [m[2] for m in await _stream_messages(jetstream_names)] == [_credited(i).id for i in (1, 2, 3)]
+
+
+async def test_a_stream_that_misses_our_subjects_is_refused(jetstream_names: JetStreamNames) -> None:
+    nc = await nats.connect(servers=[jetstream_names.url], connect_timeout=2, max_reconnect_attempts=0)
+    try:
+        await nc.jetstream().add_stream(name=jetstream_names.stream, subjects=[f"{jetstream_names.subject_prefix}.x"])
+    finally:
+        await nc.close()
+    publisher = JetStreamPublisher(jetstream_names.url, stream=jetstream_names.stream,
+                                   subject_prefix=jetstream_names.subject_prefix)
+    with pytest.raises(EventsUnavailable):
+        await publisher.publish_batch([_credited(1)])
+    await publisher.close()
