@@ -37,7 +37,7 @@ def wallet_from_settings(settings: SignerSettings) -> HdWallet:
         from teller.chain.keys import load_keystore
 
         entropy = bytes(load_keystore(settings.keystore, settings.password).key)
-        return HdWallet(Mnemonic("english").to_mnemonic(entropy))
+        return HdWallet(Mnemonic().to_mnemonic(entropy))
     raise SignerNotConfigured("signer.mnemonic or signer.keystore is required")
 
 

@@ -33,7 +33,7 @@ def test_keystore_holds_the_mnemonic_entropy(tmp_path: Path) -> None:
     path = tmp_path / "keystore.json"
     write_keystore(path, b"\x01" * 32, "pw", kdf="pbkdf2", iterations=2)
     wallet = wallet_from_settings(SignerSettings(keystore=str(path), password="pw"))
-    expected = wallet_from_settings(SignerSettings(mnemonic=Mnemonic("english").to_mnemonic(b"\x01" * 32)))
+    expected = wallet_from_settings(SignerSettings(mnemonic=Mnemonic().to_mnemonic(b"\x01" * 32)))
     assert wallet.address(3) == expected.address(3)
     assert wallet_from_settings(SignerSettings(keystore=str(path), password="pw")).address(0) == expected.address(0)
 
