@@ -118,3 +118,24 @@ async def test_a_stream_that_misses_our_subjects_is_refused(jetstream_names: Jet
     with pytest.raises(EventsUnavailable):
         await publisher.publish_batch([_credited(1)])
     await publisher.close()
+
+
+async def test_only_acknowledged_events_are_reported_as_published(jetstream_names: JetStreamNames) -> None:
+    from nats.js.api import DiscardPolicy, StreamConfig
+
+    # A full stream refusing new messages: JetStream answers the last two with errors, not acks.
+    nc = await nats.connect(servers=[jetstream_names.url], connect_timeout=2, max_reconnect_attempts=0)
+    try:
+        await nc.jetstream().add_stream(StreamConfig(
+            name=jetstream_names.stream, subjects=[f"{jetstream_names.subject_prefix}.>"],
+            max_msgs=3, discard=DiscardPolicy.NEW))
+    finally:
+        await nc.close()
+    events = [_credited(i) for i in range(5)]
+    # nats-py 2.16 raises inside its reply callback on a 503-class error instead of failing the
+    # future, so those futures only end at our ack timeout: the bound is what saves the relay here.
+    async with JetStreamPublisher(jetstream_names.url, stream=jetstream_names.stream,
+                                  subject_prefix=jetstream_names.subject_prefix, ack_timeout_s=1.0) as publisher:
+        result = await publisher.publish_batch(events)
+    assert result.acked == tuple(e.id for e in events[:3])
+    assert result.failed == tuple(e.id for e in events[3:]) and not result.complete
