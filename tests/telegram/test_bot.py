@@ -14,6 +14,7 @@ from teller.errors import ProviderUnavailable
 from teller.telegram.bot import UNAVAILABLE_TEXT, build_dispatcher, mount_webhook, run_polling, set_webhook
 from teller.telegram.botapi_server import BotApiServer
 from tests.fixtures.common import free_port
+from tests.fixtures.telegram import BOT_TOKEN
 
 MINI_APP_URL = "https://wallet.example.org/app"
 SECRET = "s3cret_webhook-path-0123456789"
@@ -52,9 +53,10 @@ async def polling(botapi: BotApiServer, tg_bot: Bot) -> AsyncIterator[None]:
     await task
 
 
-async def test_start_and_balance_by_polling(botapi: BotApiServer, polling: None) -> None:
+async def test_start_and_balance_by_polling(botapi: BotApiServer, log_stream, polling: None) -> None:
     await _converse(botapi)
     assert botapi.calls_of("getUpdates")
+    assert BOT_TOKEN not in log_stream.getvalue() and BOT_TOKEN.split(":")[1] not in log_stream.getvalue()
 
 
 async def test_balance_unavailable_is_a_polite_answer(botapi: BotApiServer, polling: None) -> None:
@@ -89,11 +91,12 @@ async def teller_app(tg_bot: Bot) -> AsyncIterator[str]:
     await runner.cleanup()
 
 
-async def test_start_and_balance_by_webhook(botapi: BotApiServer, tg_bot: Bot, teller_app: str) -> None:
+async def test_start_and_balance_by_webhook(botapi: BotApiServer, tg_bot: Bot, teller_app: str, log_stream) -> None:
     url = await set_webhook(tg_bot, public_base_url=teller_app, secret=SECRET)
     assert url == f"{teller_app}/telegram/webhook/{SECRET}"
     await _converse(botapi)
     assert not botapi.calls_of("getUpdates")
+    assert SECRET not in log_stream.getvalue() and BOT_TOKEN not in log_stream.getvalue()
 
 
 @pytest.mark.parametrize(("path_secret", "header", "body", "status"), [
