@@ -6,6 +6,7 @@ Asset codes are opaque strings and may contain ``:`` (``ethereum:USDT``).
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 __all__ = [
@@ -23,6 +24,7 @@ __all__ = [
 BANK_IRT = "bank:irt"
 SUSPENSE_IRT = "suspense:irt"
 ACCOUNT_NAME_LEN_MAX = 200
+PARSED_NAMES_CACHED_MAX = 65_536
 
 # prefix -> does the name carry a chain segment before the asset
 _WITH_ASSET = {"chain": True, "hot": True, "withdrawal-hold": False, "fees": False}
@@ -59,6 +61,11 @@ def parse_account(name: object) -> AccountName:
     """Parse and check an account name; ``ValueError`` for anything not in the chart of accounts."""
     if not isinstance(name, str) or not name or len(name) > ACCOUNT_NAME_LEN_MAX:
         raise ValueError(f"bad account name: {name!r}")
+    return _parse(name)
+
+
+@functools.lru_cache(maxsize=PARSED_NAMES_CACHED_MAX)  # names repeat on every transfer: parse each once
+def _parse(name: str) -> AccountName:
     if name in (BANK_IRT, SUSPENSE_IRT):
         return AccountName(name, None, None)
     prefix, _, rest = name.partition(":")

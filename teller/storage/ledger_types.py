@@ -12,6 +12,7 @@ from teller.storage.store import Write
 
 __all__ = ["Event", "Transfer", "TransferRequest", "Balance", "HistoryEntry", "HistoryPage", "Outcome"]
 
+_ENCODER = json.JSONEncoder(separators=(",", ":"), sort_keys=True)
 Kind = Literal["single", "pending", "post", "void"]
 
 
@@ -24,7 +25,7 @@ class Event:
 
     def payload_json(self) -> str:
         # Serialized at submit time so a bad payload fails the caller, not the whole batch.
-        return json.dumps(self.payload, separators=(",", ":"), sort_keys=True)
+        return _ENCODER.encode(self.payload)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,147 @@
+"""Ledger benchmark: group commit on SQLite and PostgreSQL against baselines measured in the same run.
+
+Figures (medians of REPEATS runs; the machine is noisy, read the ratios):
+  A  SQLite ledger, 8 concurrent submitters      vs raw sqlite3, the same transfers batched 100 per transaction
+  B  PostgreSQL ledger, 8 concurrent submitters  (absolute transfers/s)
+  C  PostgreSQL ledger, 8 submitters             vs the same with one transfer per transaction (batch_max=1)
+  D  idempotent replays                          vs new transfers (each backend)
+
+A submitter is one task feeding the ledger, like a watcher crediting a block's deposits: it keeps
+up to WINDOW transfers in flight and awaits them. Figures with WINDOW=1 (each submitter awaits
+every transfer before the next) are printed too, for information.
+Each transfer: bank:irt -> user:{i % 1000}:IRT, unique key, one outbox event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import asyncpg  # noqa: E402
+
+from teller.storage import Event, open_store  # noqa: E402
+from teller.storage.ledger import Ledger  # noqa: E402
+
+PG_DSN = "postgresql://postgres@127.0.0.1:5432/test"
+SUBMITTERS = 8
+WINDOW = 32
+REPEATS = 3
+N_SQLITE = 6_000
+N_PG = 8_000
+RAW_BATCH = 100
+
+
+def _transfers(tag: str, n: int) -> list[tuple[str, str]]:
+    return [(f"user:{i % 1000}:IRT", f"{tag}-{i}") for i in range(n)]
+
+
+async def _drive(ledger: Ledger, items: list[tuple[str, str]], *, window: int) -> float:
+    async def submitter(part: list[tuple[str, str]]) -> None:
+        for i in range(0, len(part), window):
+            await asyncio.gather(*(ledger.transfer(debit="bank:irt", credit=user, asset="IRT", amount=5, key=key,
+                                                   outbox=[Event("irt.credited", {"key": key})])
+                                   for user, key in part[i:i + window]))
+
+    start = time.perf_counter()
+    await asyncio.gather(*(submitter(items[s::SUBMITTERS]) for s in range(SUBMITTERS)))
+    return len(items) / (time.perf_counter() - start)
+
+
+def _raw_sqlite(path: str, items: list[tuple[str, str]]) -> float:
+    """Plain sqlite3, 5 statements per transfer, RAW_BATCH per transaction, same schema."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")
+    conn.execute("PRAGMA foreign_keys=ON")
+    conn.execute("INSERT OR IGNORE INTO accounts (name, asset) VALUES ('bank:irt', 'IRT')")
+    for user in {u for u, _ in items}:
+        conn.execute("INSERT OR IGNORE INTO accounts (name, asset, user_id) VALUES (?, 'IRT', 1)", (user,))
+    start = time.perf_counter()
+    for b in range(0, len(items), RAW_BATCH):
+        conn.execute("BEGIN IMMEDIATE")
+        for user, key in items[b:b + RAW_BATCH]:
+            row = conn.execute("SELECT posted_debits_minor FROM accounts WHERE name = 'bank:irt'").fetchone()
+            conn.execute("UPDATE accounts SET posted_debits_minor = ? WHERE name = 'bank:irt'", (str(int(row[0]) + 5),))
+            conn.execute("UPDATE accounts SET posted_credits_minor = posted_credits_minor + 5 WHERE name = ?", (user,))
+            conn.execute("INSERT INTO transfers (key, kind, debit, credit, asset, amount_minor, status, fingerprint,"
+                         " created_at) VALUES (?, 'single', 'bank:irt', ?, 'IRT', '5', 'posted', 'x', 'now')", (key, user))
+            conn.execute("INSERT INTO outbox (type, payload, created_at) VALUES ('irt.credited', ?, 'now')", (key,))
+        conn.execute("COMMIT")
+    rate = len(items) / (time.perf_counter() - start)
+    conn.close()
+    return rate
+
+
+async def _sqlite_figures(tmp: Path) -> dict[str, list[float]]:
+    out: dict[str, list[float]] = {"raw": [], "ledger": [], "ledger_w1": [], "replay": []}
+    for r in range(REPEATS):
+        raw_path = tmp / f"raw{r}.db"
+        store = await open_store(f"sqlite:///{raw_path}")  # the same schema for the raw baseline
+        await store.close()
+        out["raw"].append(await asyncio.to_thread(_raw_sqlite, str(raw_path), _transfers("raw", N_SQLITE)))
+        store = await open_store(f"sqlite:///{tmp / f'ledger{r}.db'}")
+        items = _transfers("new", N_SQLITE)
+        out["ledger"].append(await _drive(store.ledger, items, window=WINDOW))
+        out["replay"].append(await _drive(store.ledger, items, window=WINDOW))
+        out["ledger_w1"].append(await _drive(store.ledger, _transfers("w1", N_SQLITE // 3), window=1))
+        await store.close()
+    return out
+
+
+async def _pg_figures() -> dict[str, list[float]]:
+    out: dict[str, list[float]] = {"ledger": [], "single": [], "ledger_w1": [], "replay": []}
+    schema = f"bench_{uuid.uuid4().hex[:12]}"
+    store = await open_store(f"{PG_DSN}?schema={schema}")
+    try:
+        one_per_tx = Ledger(store, batch_max=1, writers=2)
+        for r in range(REPEATS):
+            items = _transfers(f"new{r}", N_PG)
+            out["ledger"].append(await _drive(store.ledger, items, window=WINDOW))
+            out["replay"].append(await _drive(store.ledger, items, window=WINDOW))
+            out["single"].append(await _drive(one_per_tx, _transfers(f"one{r}", N_PG // 4), window=WINDOW))
+            out["ledger_w1"].append(await _drive(store.ledger, _transfers(f"w1{r}", N_PG // 4), window=1))
+        await one_per_tx.close()
+        assert not await store.ledger.check_invariants()
+    finally:
+        await store.close()
+        conn = await asyncpg.connect(PG_DSN)
+        await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        await conn.close()
+    return out
+
+
+def _line(name: str, value: float, target: float, unit: str = "x") -> bool:
+    ok = value >= target
+    print(f"{name:<62} {value:>10.2f}{unit:<3} target >= {target:g}{unit:<3} {'PASS' if ok else 'MISS'}")
+    return ok
+
+
+async def main() -> int:
+    with tempfile.TemporaryDirectory() as tmp:
+        lite = {k: statistics.median(v) for k, v in (await _sqlite_figures(Path(tmp))).items()}
+    pg = {k: statistics.median(v) for k, v in (await _pg_figures()).items()}
+    print(f"medians of {REPEATS}; {SUBMITTERS} submitters, window {WINDOW}")
+    print(f"  sqlite raw batched {lite['raw']:.0f}/s, ledger {lite['ledger']:.0f}/s, replays {lite['replay']:.0f}/s,"
+          f" ledger window=1 {lite['ledger_w1']:.0f}/s ({lite['ledger_w1'] / lite['raw']:.2f}x raw, info)")
+    print(f"  postgresql ledger {pg['ledger']:.0f}/s, one-per-transaction {pg['single']:.0f}/s,"
+          f" replays {pg['replay']:.0f}/s, ledger window=1 {pg['ledger_w1']:.0f}/s (info)")
+    results = [
+        _line("A sqlite ledger / raw sqlite3 batched", lite["ledger"] / lite["raw"], 0.8),
+        _line("B postgresql ledger transfers/s", pg["ledger"], 8000, "/s"),
+        _line("C postgresql ledger / one transfer per transaction", pg["ledger"] / pg["single"], 3.0),
+        _line("D sqlite replays / new transfers", lite["replay"] / lite["ledger"], 2.0),
+        _line("D postgresql replays / new transfers", pg["replay"] / pg["ledger"], 2.0),
+    ]
+    return 0 if all(results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(asyncio.run(main()))
