@@ -1,0 +1,104 @@
+"""Dev mode (``teller --dev``): everything a newcomer needs, on this machine, with no configuration.
+
+Starts a local anvil with a demo USDT token, the Paystar sandbox (which also serves the bank
+statement), and builds settings for SQLite under ``var/``, Telegram messages to the log and
+events in-process. Secrets for dev (JWT key, ops token) are generated once into
+``var/dev-secrets.json`` and reused, so tokens survive a restart. The signer uses a public dev
+mnemonic, never a real one, and its hot wallet is funded from the dev faucet.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import secrets
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from teller.config import Settings, settings_from_mapping
+from teller.log import get_logger
+
+__all__ = ["dev_environment", "DEV_SIGNER_MNEMONIC", "DEV_CHAIN_ID", "DEV_BOT_TOKEN"]
+
+# Public, well-known test phrase: dev funds only.
+DEV_SIGNER_MNEMONIC = "abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon about"
+DEV_CHAIN_ID = 31337
+DEV_BOT_TOKEN = "1234567:DEV-ONLY-bot-token"
+DEV_SANDBOX_PORT = 8091
+DEV_BLOCK_TIME_S = 1
+HOT_WALLET_FUND_WEI = 1_000 * 10**18
+HOT_WALLET_FUND_USDT_MINOR = 1_000_000 * 10**6
+_log = get_logger(component="devmode")
+
+
+def _dev_secrets(var_dir: Path) -> dict[str, str]:
+    path = var_dir / "dev-secrets.json"
+    if path.exists():
+        return dict(json.loads(path.read_text()))
+    values = {"jwt_secret": secrets.token_urlsafe(48), "ops_token": secrets.token_urlsafe(24)}
+    path.write_text(json.dumps(values))
+    path.chmod(0o600)
+    return values
+
+
+def dev_settings(*, var_dir: Path, rpc_url: str, token_address: str, sandbox_url: str) -> Settings:
+    dev_secrets = _dev_secrets(var_dir)
+    return settings_from_mapping({
+        "server": {"host": "127.0.0.1", "port": 8080, "node": "teller-dev"},
+        "database": {"url": f"sqlite:///{var_dir / 'teller.db'}"},
+        "auth": {"bot_token": DEV_BOT_TOKEN, "jwt_secret": dev_secrets["jwt_secret"],
+                 "ops_token": dev_secrets["ops_token"], "dev": True},
+        "signer": {"mnemonic": DEV_SIGNER_MNEMONIC, "hot_wallet_index": 0},
+        "chains": [{
+            "name": "ethereum", "chain_id": DEV_CHAIN_ID, "rpc_url": rpc_url, "confirmations": 3,
+            "poll_interval_s": 1.0, "replace_after_s": 30.0,
+            "native": {"symbol": "ETH", "decimals": 18, "min_withdrawal": "0.001", "withdrawal_fee": "0.0005"},
+            "tokens": [{"symbol": "USDT", "contract": token_address, "decimals": 6,
+                        "min_withdrawal": "1", "withdrawal_fee": "0.5"}],
+        }],
+        "limits": {"withdrawal_daily_per_user": {"USDT": "10000", "ETH": "5"}},
+        "paystar": {"base_url": sandbox_url, "application_id": "dev-app", "access_password": "dev-password",
+                    "refresh_token": "dev-refresh-token"},
+        "irt": {"company_iban": "IR820540102680020817909002", "account_owner": "Teller Dev Co",
+                "bank": "Parsian", "statement_url": sandbox_url, "statement_poll_interval_s": 2.0},
+        "telegram": {"mode": "off"},
+    }, environ={})
+
+
+@asynccontextmanager
+async def dev_environment(*, var_dir: str) -> AsyncIterator[tuple[Settings, dict[str, Any]]]:
+    """Start the dev chain and sandbox; yield (settings, overrides); stop them on exit."""
+    from teller.chain.anvil import AnvilProcess
+    from teller.chain.keys import HdWallet
+    from teller.payments.sandbox import start_sandbox
+
+    root = Path(var_dir)
+    root.mkdir(parents=True, exist_ok=True)
+    anvil = AnvilProcess(chain_id=DEV_CHAIN_ID, block_time_s=DEV_BLOCK_TIME_S)
+    await asyncio.to_thread(anvil.start)
+    sandbox = None
+    try:
+        dev = anvil.dev
+        token = await asyncio.to_thread(dev.deploy_demo_token)
+        hot_wallet = HdWallet(DEV_SIGNER_MNEMONIC).address(0)
+        await asyncio.to_thread(dev.set_balance, hot_wallet, HOT_WALLET_FUND_WEI)
+        await asyncio.to_thread(dev.mint, token, to=hot_wallet, amount_minor=HOT_WALLET_FUND_USDT_MINOR)
+        sandbox = await start_sandbox("127.0.0.1", DEV_SANDBOX_PORT)
+        # anvil is new on every start: a chain from an earlier run is gone, so its DB is too.
+        db_path = root / "teller.db"
+        for stale in (db_path, root / "teller.db-wal", root / "teller.db-shm"):
+            stale.unlink(missing_ok=True)
+        settings = dev_settings(var_dir=root, rpc_url=anvil.url, token_address=token, sandbox_url=sandbox.url)
+        _log.info("devmode.ready", rpc_url=anvil.url, token=token, sandbox=sandbox.url, hot_wallet=hot_wallet,
+                  mini_app=f"http://{settings.server.host}:{settings.server.port}/",
+                  ops_token_file=str(root / "dev-secrets.json"))
+        print(f"\nTeller dev: open http://{settings.server.host}:{settings.server.port}/ and use the dev sign-in."
+              f"\nOps token: in {root / 'dev-secrets.json'}\n", file=sys.stderr)
+        yield settings, {}
+    finally:
+        if sandbox is not None:
+            await sandbox.close()
+        await asyncio.to_thread(anvil.stop)
