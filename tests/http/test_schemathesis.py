@@ -1,0 +1,53 @@
+"""Schemathesis against the live server: no 500, and every response matches the OpenAPI document."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from teller.app import start_teller
+from tests.fixtures.common import free_port
+from tests.fixtures.http import settings_for_tests
+
+SCHEMATHESIS = Path(sys.executable).with_name("schemathesis")
+RUN_TIMEOUT_S = 300
+
+
+async def test_fuzzing_the_api_finds_no_server_error_and_no_schema_violation(store: Any, tmp_path: Path,
+                                                                            store_backend: str) -> None:
+    settings = settings_for_tests(auth={"gateway_secret": "gw-secret-for-tests"}, chains=[])
+    teller = await start_teller(settings, store=store)
+    runner = web.AppRunner(teller.app, access_log=None)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        import aiohttp
+
+        async with aiohttp.ClientSession() as session:
+            response = await session.post(f"http://127.0.0.1:{port}/api/v1/auth/telegram",
+                                          headers={"X-Telegram-Id": "777", "X-Gateway-Secret": "gw-secret-for-tests"})
+            token = (await response.json())["token"]
+        process = await asyncio.create_subprocess_exec(
+            str(SCHEMATHESIS), "run", f"http://127.0.0.1:{port}/api/v1/openapi.json",
+            "--checks", "not_a_server_error,response_schema_conformance,content_type_conformance",
+            "--header", f"Authorization: Bearer {token}",
+            "--max-examples", "25" if store_backend == "sqlite" else "10", "--seed", "1",
+            "--phases", "examples,coverage,fuzzing", "--workers", "1", "--request-timeout", "10",
+            "--suppress-health-check", "all", "--no-color",
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, cwd=tmp_path,
+            env={**os.environ, "SCHEMATHESIS_HOOKS": ""},
+        )
+        output, _ = await asyncio.wait_for(process.communicate(), RUN_TIMEOUT_S)
+        text = output.decode(errors="replace")
+        (Path("test-artifacts")).mkdir(exist_ok=True)
+        Path(f"test-artifacts/schemathesis-{store_backend}.txt").write_text(text)
+        assert process.returncode == 0, text[-6000:]
+    finally:
+        await runner.cleanup()
+        await teller.tree.stop()
