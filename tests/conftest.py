@@ -2,6 +2,7 @@
 
 pytest_plugins = [
     "tests.fixtures.common",
+    "tests.fixtures.browser",
     "tests.fixtures.store",
     "tests.fixtures.nats",
     "tests.fixtures.telegram",
