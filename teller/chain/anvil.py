@@ -95,6 +95,7 @@ class AnvilProcess:
         self._tmpdir: str | None = None
         self._finalizer: weakref.finalize | None = None
         self.port = 0
+        self._dev: DevChain | None = None
 
     def __repr__(self) -> str:
         return f"AnvilProcess(chain_id={self.chain_id}, port={self.port}, running={self.running})"
@@ -113,7 +114,9 @@ class AnvilProcess:
 
     @property
     def dev(self) -> DevChain:
-        return DevChain(self.url)
+        if self._dev is None or self._dev.url != self.url:
+            self._dev = DevChain(self.url)
+        return self._dev
 
     def __enter__(self) -> AnvilProcess:
         return self.start()
