@@ -75,6 +75,7 @@ class AsyncioActor(pykka.Actor):
         self.processed = 0
         self._exit_hook: ExitHook | None = None
         self._stop_now = False
+        self.cancelled = False
         self._task: asyncio.Task[None] | None = None
         self._started: asyncio.Future[BaseException | None] | None = None
         self._log: Any = None
@@ -160,7 +161,10 @@ class AsyncioActor(pykka.Actor):
             started.set_result(None)
             reason, stop_envelope = await self._serve()
         except asyncio.CancelledError:
-            reason = ActorKilled(f"{self.actor_path} cancelled after its shutdown timeout")
+            # Ours after a shutdown timeout, or the loop's own teardown (asyncio.run cancelling
+            # every task): either way an end, never a crash to restart.
+            self.cancelled = True
+            reason = ActorKilled(f"{self.actor_path} cancelled")
         finally:
             if not started.done():
                 started.set_result(reason)

@@ -156,7 +156,11 @@ class Handle:
     # -- lifecycle, driven by the parent --------------------------------------------------------
     def _spawn(self) -> AsyncioActor:
         spec = self.spec
-        actor = spec.factory(self.key) if isinstance(spec, KeyedSpec) else spec.factory()
+        if isinstance(spec, KeyedSpec):
+            actor = spec.factory(self.key)
+            actor.register_in_registry = False  # type: ignore[misc]  # pykka's list: O(n) unregister
+        else:
+            actor = spec.factory()
         self.generation += 1
         actor._launch(path=self.path, exit_hook=self._on_exit)
         self._current = actor
@@ -235,6 +239,9 @@ class Handle:
         if self._stopping:
             if self.state is PASSIVATING:
                 self.parent.child_passivated(self)  # type: ignore[attr-defined]
+            return
+        if actor.cancelled:  # the loop is being torn down: do not restart into it
+            self.abandon(reason, failed=False)
             return
         self.state = RESTARTING
         assert actor._started is not None

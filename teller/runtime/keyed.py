@@ -169,6 +169,7 @@ class KeyedSupervisor:
         allowed, self._history = within_intensity(self._history, now, self.spec.intensity)
         if not allowed:
             self.log.error("restart intensity exceeded", child=child.path, error=repr(reason))
+            self.state = RESTARTING  # no more restarts from here; _fail reports to the parent
             self.ctx.loop.create_task(self._fail(reason))
             return
         child.attempt = next_attempt(child.attempt, child.last_crash_at, now, self.spec.backoff)
