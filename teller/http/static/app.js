@@ -1,0 +1,281 @@
+/*
+ * The Mini App: sign-in, then the wallet screens. Data comes from the API only (api.js); each
+ * screen loads on its own, and a route that answers with an error (a flow not configured here,
+ * say) hides its section instead of breaking the page.
+ */
+(function () {
+  "use strict";
+
+  var F = window.TellerFormat;
+  var V = window.TellerViews;
+  var T = window.TellerTelegram;
+  var ApiError = window.TellerApi.ApiError;
+  var REFRESH_INTERVAL_MS = 20000;
+  var DEV_ID_KEY = "teller.devTelegramId";
+  var api = window.TellerApi.createClient();
+  var state = { config: { dev: false }, assets: [], balances: [], addresses: {}, chain: null };
+  var withdraw = null;
+
+  function byId(id) { return document.getElementById(id); }
+
+  function showScreen(name) {
+    ["loading", "signin", "wallet"].forEach(function (s) { byId("screen-" + s).hidden = s !== name; });
+    byId("app").setAttribute("aria-busy", "false");
+  }
+
+  function showSignIn(message) {
+    byId("signin-dev").hidden = !state.config.dev;
+    byId("signin-telegram").hidden = Boolean(state.config.dev);
+    var bot = state.config.bot_username;
+    var link = byId("open-in-telegram");
+    link.hidden = !bot;
+    if (bot) link.href = "https://t.me/" + encodeURIComponent(bot);
+    V.showError(byId("signin-error"), message || "");
+    byId("sign-out").hidden = true;
+    byId("who-name").textContent = "";
+    showScreen("signin");
+  }
+
+  function storedDevId() {
+    try { return sessionStorage.getItem(DEV_ID_KEY) || ""; } catch (err) { return ""; }
+  }
+
+  // --- balances and assets ---
+  async function loadBalances() {
+    try {
+      var answer = await api.get("/api/v1/balances");
+      state.balances = answer.balances || [];
+      V.renderBalances(byId("balance-list"), state.balances);
+      V.showError(byId("balances-error"), "");
+      if (withdraw) withdraw.refresh();
+    } catch (err) {
+      V.showError(byId("balances-error"), "Balances could not be loaded. " + err.message);
+    }
+  }
+
+  function cryptoChains() {
+    var chains = [];
+    state.assets.forEach(function (a) { if (a.chain && chains.indexOf(a.chain) < 0) chains.push(a.chain); });
+    return chains;
+  }
+
+  async function loadAssets() {
+    try {
+      var answer = await api.get("/api/v1/assets");
+      state.assets = answer.assets || [];
+    } catch (err) {
+      state.assets = [];
+    }
+    var chains = cryptoChains();
+    byId("tab-deposit").hidden = byId("tab-withdraw").hidden = chains.length === 0;
+    withdraw.setAssets(state.assets);
+    renderChainChips(chains);
+    if (chains.length) selectChain(state.chain && chains.indexOf(state.chain) >= 0 ? state.chain : chains[0]);
+    else selectTab("activity");
+  }
+
+  // --- deposit ---
+  function renderChainChips(chains) {
+    var box = byId("deposit-chains");
+    V.clear(box);
+    box.hidden = chains.length < 2;
+    chains.forEach(function (chain) {
+      var chip = V.h("button", { type: "button", role: "radio", className: "chip", "data-chain": chain, text: F.chainName(chain) });
+      chip.addEventListener("click", function () { selectChain(chain); });
+      box.appendChild(chip);
+    });
+  }
+
+  function depositNote(chain) {
+    var here = state.assets.filter(function (a) { return a.chain === chain; });
+    var names = here.map(function (a) { return a.asset; }).join(" or ");
+    var counts = here.map(function (a) { return a.confirmations; });
+    var same = counts.every(function (n) { return n === counts[0]; });
+    var when = same ? counts[0] + " network confirmations"
+      : here.map(function (a) { return a.asset + " " + a.confirmations; }).join(", ") + " confirmations";
+    return "Send only " + names + " on the " + F.chainName(chain) + " network to this address; " +
+      "other assets or networks may be lost. Deposits are credited after " + when + ".";
+  }
+
+  async function selectChain(chain) {
+    state.chain = chain;
+    Array.prototype.forEach.call(byId("deposit-chains").children, function (chip) {
+      chip.setAttribute("aria-checked", String(chip.getAttribute("data-chain") === chain));
+    });
+    byId("deposit-note").textContent = depositNote(chain);
+    var addressEl = byId("deposit-address");
+    var copyButton = byId("copy-address");
+    V.showError(byId("deposit-error"), "");
+    if (!state.addresses[chain]) {
+      addressEl.textContent = "Loading…";
+      copyButton.disabled = true;
+      V.clear(byId("deposit-qr"));
+      try {
+        var answer = await api.post("/api/v1/deposit-addresses", { chain: chain });
+        state.addresses[chain] = answer.address;
+      } catch (err) {
+        if (state.chain !== chain) return;
+        addressEl.textContent = "";
+        V.showError(byId("deposit-error"), "The deposit address could not be loaded. " + err.message);
+        return;
+      }
+    }
+    if (state.chain !== chain) return; // the user picked another network meanwhile
+    var address = state.addresses[chain];
+    addressEl.textContent = address;
+    addressEl.setAttribute("data-address", address);
+    copyButton.disabled = false;
+    // A plain address: every wallet's scanner reads it, and one address takes every asset of the chain.
+    V.renderQr(byId("deposit-qr"), address);
+  }
+
+  // --- activity ---
+  async function loadActivity() {
+    var results = await Promise.allSettled([api.get("/api/v1/deposits"), api.get("/api/v1/withdrawals")]);
+    var deposits = results[0].status === "fulfilled" ? results[0].value.deposits || [] : [];
+    var withdrawals = results[1].status === "fulfilled" ? results[1].value.withdrawals || [] : [];
+    var count = V.renderActivity(byId("activity-list"), deposits, withdrawals);
+    var failed = results.filter(function (r) { return r.status === "rejected"; });
+    byId("activity-empty").hidden = count > 0 || failed.length > 0;
+    V.showError(byId("activity-error"), failed.length === 2 ? "Activity could not be loaded. " + failed[0].reason.message : "");
+  }
+
+  // --- rial ---
+  async function loadRial() {
+    var results = await Promise.allSettled([api.get("/api/v1/irt/deposit-info"), api.get("/api/v1/cards")]);
+    var info = results[0], cards = results[1];
+    byId("irt-info-section").hidden = info.status !== "fulfilled";
+    if (info.status === "fulfilled") V.renderIrtInfo(byId("irt-info"), info.value);
+    byId("cards-section").hidden = cards.status !== "fulfilled";
+    if (cards.status === "fulfilled") byId("cards-empty").hidden = V.renderCards(byId("card-list"), cards.value.cards || []) > 0;
+    var available = info.status === "fulfilled" || cards.status === "fulfilled";
+    byId("tab-rial").hidden = !available;
+    if (!available && byId("tab-rial").getAttribute("aria-selected") === "true") selectTab("deposit");
+  }
+
+  async function addCard(event) {
+    event.preventDefault();
+    var input = byId("card-number");
+    var digits = input.value.replace(/\D/g, "");
+    var errorEl = byId("card-error");
+    errorEl.textContent = "";
+    if (!F.luhnValid(digits)) {
+      errorEl.textContent = "Enter the 16-digit number printed on your card.";
+      return;
+    }
+    var button = byId("card-add");
+    button.disabled = true;
+    try {
+      await api.post("/api/v1/cards", { card_number: digits });
+      input.value = "";
+      V.toast("Card added");
+      await loadRial();
+    } catch (err) {
+      errorEl.textContent = err.message;
+    } finally {
+      button.disabled = false;
+    }
+  }
+
+  // --- tabs, refresh, boot ---
+  function selectTab(name) {
+    ["deposit", "withdraw", "activity", "rial"].forEach(function (tab) {
+      var on = tab === name;
+      byId("tab-" + tab).setAttribute("aria-selected", String(on));
+      byId("panel-" + tab).hidden = !on;
+    });
+  }
+
+  function refreshAll() {
+    return Promise.all([loadBalances(), loadActivity()]);
+  }
+
+  async function enterWallet(user) {
+    byId("who-name").textContent = user ? (user.first_name || user.username || "") : "";
+    byId("sign-out").hidden = !state.config.dev;
+    showScreen("wallet");
+    await Promise.all([loadBalances(), loadAssets(), loadActivity(), loadRial()]);
+  }
+
+  async function signInDev(event) {
+    event.preventDefault();
+    var id = byId("dev-telegram-id").value.trim();
+    if (!/^\d{1,19}$/.test(id)) {
+      byId("dev-signin-error").textContent = "Enter a numeric Telegram user id.";
+      return;
+    }
+    try {
+      var user = await api.signInDev(id);
+      try { sessionStorage.setItem(DEV_ID_KEY, id); } catch (err) { /* memory only then */ }
+      api.onUnauthorized(function () { return api.signInDev(id); });
+      byId("dev-signin-error").textContent = "";
+      await enterWallet(user);
+    } catch (err) {
+      byId("dev-signin-error").textContent = err.message;
+    }
+  }
+
+  function wire() {
+    ["deposit", "withdraw", "activity", "rial"].forEach(function (tab) {
+      byId("tab-" + tab).addEventListener("click", function () { selectTab(tab); });
+    });
+    byId("refresh").addEventListener("click", function () { refreshAll(); loadRial(); });
+    byId("copy-address").addEventListener("click", function () {
+      if (state.chain && state.addresses[state.chain]) V.copyText(state.addresses[state.chain]);
+    });
+    document.addEventListener("click", function (event) {
+      var target = event.target.closest && event.target.closest("[data-copy]");
+      if (target) V.copyText(target.getAttribute("data-copy"));
+    });
+    byId("open-in-telegram").addEventListener("click", function (event) {
+      event.preventDefault();
+      T.openLink(byId("open-in-telegram").href);
+    });
+    byId("dev-signin-form").addEventListener("submit", signInDev);
+    byId("card-form").addEventListener("submit", addCard);
+    byId("card-number").addEventListener("input", function (event) {
+      var digits = event.target.value.replace(/\D/g, "").slice(0, 16);
+      event.target.value = digits.replace(/(.{4})(?=.)/g, "$1 ");
+    });
+    byId("sign-out").addEventListener("click", function () {
+      api.signOut();
+      try { sessionStorage.removeItem(DEV_ID_KEY); } catch (err) { /* nothing stored */ }
+      showSignIn("");
+    });
+    withdraw = window.TellerWithdraw.mount({ api: api, balances: function () { return state.balances; }, onDone: refreshAll });
+    setInterval(function () {
+      if (document.visibilityState === "visible" && !byId("screen-wallet").hidden) refreshAll();
+    }, REFRESH_INTERVAL_MS);
+  }
+
+  async function boot() {
+    T.start();
+    wire();
+    try { state.config = await api.config(); } catch (err) { state.config = { dev: false }; }
+    byId("dev-badge").hidden = !state.config.dev;
+    var initData = T.initData();
+    var fail = function () {
+      showSignIn("Your session has ended. Please sign in again.");
+      throw new ApiError(401, "not_authenticated", "Please sign in again.");
+    };
+    try {
+      if (initData) {
+        api.onUnauthorized(function () { return api.signInWithInitData(initData); });
+        await enterWallet(await api.signInWithInitData(initData));
+      } else if (state.config.dev && storedDevId() && api.hasToken()) {
+        var devId = storedDevId();
+        api.onUnauthorized(function () { return api.signInDev(devId); });
+        await enterWallet(await api.get("/api/v1/me"));
+      } else {
+        api.onUnauthorized(fail);
+        showSignIn("");
+      }
+    } catch (err) {
+      showSignIn(initData
+        ? "We couldn't verify your Telegram sign-in. Close the wallet and open it again from the bot."
+        : err.message);
+    }
+  }
+
+  document.addEventListener("DOMContentLoaded", boot);
+})();
