@@ -109,3 +109,13 @@ def _claims(**overrides: object) -> dict[str, object]:
 def test_forged_expired_or_foreign_tokens_are_refused(token: str) -> None:
     with pytest.raises(InvalidToken):
         make_auth().user_id_from_token(token)
+
+
+def test_a_remembered_token_still_expires() -> None:
+    auth = make_auth(jwt_ttl_s=60)
+    now = time.time()
+    token = auth.issue_token("u-9", now_s=now)
+    assert auth.user_id_from_token(token, now_s=now + 1) == "u-9"
+    assert auth.user_id_from_token(token, now_s=now + 2) == "u-9"  # from the cache
+    with pytest.raises(InvalidToken):
+        auth.user_id_from_token(token, now_s=now + 61)
