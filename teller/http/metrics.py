@@ -25,7 +25,7 @@ class HttpMetrics:
         )
         self.mailbox = Gauge("teller_actor_mailbox", "Mailbox depth by actor path", ["path"], registry=self.registry)
         self.ledger_transfers = Gauge(
-            "teller_ledger_transfers", "Ledger transfers written (from storage)", registry=self.registry,
+            "teller_ledger_transfers", "Ledger transfers written so far (highest transfer id)", registry=self.registry,
         )
         self.outbox_backlog = Gauge("teller_outbox_backlog", "Undelivered outbox events", registry=self.registry)
         self.outbox_oldest_age = Gauge(

@@ -132,7 +132,8 @@ async def test_ops_routes_need_the_ops_token(api: TestClient, sign_in: Any) -> N
     doc = await response.json()
     assert doc["tree"]["name"] == "root" and doc["uptime_s"] >= 0
     metrics = await api.get("/ops/metrics", headers={"Authorization": f"Bearer {OPS_TOKEN}"})
-    assert metrics.status == 200 and "teller_http_requests_total" in await metrics.text()
+    text = await metrics.text()
+    assert metrics.status == 200 and "teller_http_requests_total" in text and "teller_ledger_transfers" in text
 
 
 async def test_health_and_readiness(api: TestClient) -> None:
