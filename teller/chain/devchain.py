@@ -29,6 +29,8 @@ FAUCET_ADDRESS = "0x" + keccak(text="teller dev faucet")[-20:].hex()
 FAUCET_BALANCE_WEI = 10**30
 DEMO_TOKEN_ARTIFACT = Path(__file__).resolve().parent / "contracts" / "DemoToken.json"
 RPC_TIMEOUT_S = 10.0
+# anvil_mine's cost grows with the state: ~15 ms a block with 2,500 token holders, and more past it
+MINE_TIMEOUT_PER_BLOCK_S = 0.2
 RECEIPT_WAIT_S = 10.0
 RECEIPT_POLL_INTERVAL_S = 0.02
 BATCH_RECIPIENTS_MAX = 500
@@ -65,11 +67,11 @@ class DevChain:
         self._faucet_ready = False
 
     # -- raw access -------------------------------------------------------------------------------
-    def rpc(self, method: str, *params: Any) -> Any:
+    def rpc(self, method: str, *params: Any, timeout_s: float = RPC_TIMEOUT_S) -> Any:
         body = json.dumps({"jsonrpc": "2.0", "id": next(_ids), "method": method, "params": list(params)})
         request = urllib.request.Request(self.url, data=body.encode(), headers={"Content-Type": "application/json"})
         try:
-            with urllib.request.urlopen(request, timeout=RPC_TIMEOUT_S) as resp:
+            with urllib.request.urlopen(request, timeout=timeout_s) as resp:
                 answer = json.loads(resp.read())
         except (OSError, urllib.error.URLError, ValueError) as exc:
             raise DevChainError(f"{method}: {exc}") from exc
@@ -82,7 +84,7 @@ class DevChain:
         return int(self.rpc("eth_blockNumber"), 16)
 
     def mine(self, blocks: int = 1) -> None:
-        self.rpc("anvil_mine", hex(blocks))
+        self.rpc("anvil_mine", hex(blocks), timeout_s=max(RPC_TIMEOUT_S, blocks * MINE_TIMEOUT_PER_BLOCK_S))
 
     def snapshot(self) -> str:
         return str(self.rpc("evm_snapshot"))
