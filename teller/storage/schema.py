@@ -255,10 +255,32 @@ CREATE TABLE notifications_sent (
 );
 """
 
+# The relay parks a row it can never publish (parked_reason set, delivered_at still NULL: it stays
+# in the backlog, loudly, until ops fix and unpark it). The notifier claims an event ('sending')
+# before it sends, so a crash mid-send never sends twice; the table is rebuilt because the
+# original CHECK had no 'sending' (nor 'rejected'/'failed') and SQLite cannot alter a CHECK.
+_EVENTS_DELIVERY = """
+ALTER TABLE outbox ADD COLUMN parked_reason TEXT;
+CREATE TABLE notifications_sent_v3 (
+    event_id BIGINT PRIMARY KEY,
+    user_id BIGINT,
+    telegram_id BIGINT,
+    status TEXT NOT NULL DEFAULT 'sent'
+        CHECK (status IN ('sending', 'sent', 'blocked', 'rejected', 'failed', 'skipped')),
+    sent_at {TS} NOT NULL DEFAULT {NOW},
+    detail TEXT
+);
+INSERT INTO notifications_sent_v3 (event_id, user_id, telegram_id, status, sent_at)
+    SELECT event_id, user_id, telegram_id, status, sent_at FROM notifications_sent;
+DROP TABLE notifications_sent;
+ALTER TABLE notifications_sent_v3 RENAME TO notifications_sent;
+"""
+
 # The ledger's group commit on PostgreSQL: a whole batch in one round trip. See _pg_function.py.
 from teller.storage._pg_function import APPLY_TRANSFERS_SQL  # noqa: E402 - kept beside its caller
 
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema", _INITIAL),
     Migration(2, "ledger batch function", "", postgresql_only=APPLY_TRANSFERS_SQL),
+    Migration(3, "events: parked outbox rows, notification claims", _EVENTS_DELIVERY),
 )
