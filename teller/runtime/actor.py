@@ -46,6 +46,21 @@ class Call:
         self.kwargs = kwargs
 
 
+class StoppedFlag:
+    """The ``actor_stopped`` flag pykka reads (``is_set``), without a lock: set on the loop only."""
+
+    __slots__ = ("_set",)
+
+    def __init__(self) -> None:
+        self._set = False
+
+    def is_set(self) -> bool:
+        return self._set
+
+    def set(self) -> None:
+        self._set = True
+
+
 class AsyncioActor(pykka.Actor):
     """Base class of Teller's actors. Override ``on_receive`` and/or write plain methods."""
 
@@ -71,6 +86,8 @@ class AsyncioActor(pykka.Actor):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        # pykka's threading.Event is ~8 GC-tracked objects; only set/is_set are used on the loop.
+        self.actor_stopped = self._actor_ref.actor_stopped = StoppedFlag()  # type: ignore[assignment]
         self.actor_inbox.bound = self.mailbox_max
         self.processed = 0
         self._exit_hook: ExitHook | None = None
