@@ -135,6 +135,10 @@ class IrtSettings:
     bank: str
     statement_url: str = ""
     statement_poll_interval_s: float = 30.0
+    card_hash_secret: str = ""  # TELLER_IRT_CARD_HASH_SECRET; empty: derived from auth.jwt_secret
+
+    def __repr__(self) -> str:  # the card hash secret never reaches a log line
+        return f"IrtSettings(company_iban={self.company_iban!r}, statement_url={self.statement_url!r}, secrets=<hidden>)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,6 +184,7 @@ _ENV = {
     ("signer", "password"): "TELLER_SIGNER_PASSWORD",
     ("paystar", "access_password"): "TELLER_PAYSTAR_PASSWORD",
     ("paystar", "refresh_token"): "TELLER_PAYSTAR_REFRESH_TOKEN",
+    ("irt", "card_hash_secret"): "TELLER_IRT_CARD_HASH_SECRET",
     ("telegram", "api_base"): "TELLER_TELEGRAM_API",
     ("nats", "url"): "TELLER_NATS_URL",
 }

@@ -9,7 +9,7 @@
     ├── Forbidden .............. 403
     ├── NotFound ............... 404
     ├── Conflict ............... 409      InsufficientFunds, IdempotencyConflict, CardExists,
-    │                                     HoldAlreadyResolved
+    │                                     HoldAlreadyResolved, AlreadyCredited
     ├── LimitExceeded .......... 403/429  DailyLimitExceeded, RateLimited
     ├── PayloadTooLarge ........ 413
     └── UpstreamUnavailable .... 502/503  ChainUnavailable (UnknownBlock), ProviderUnavailable,
@@ -46,6 +46,7 @@ __all__ = [
     "IdempotencyConflict",
     "CardExists",
     "HoldAlreadyResolved",
+    "AlreadyCredited",
     "LimitExceeded",
     "DailyLimitExceeded",
     "RateLimited",
@@ -178,6 +179,11 @@ class CardExists(Conflict):
 class HoldAlreadyResolved(Conflict):
     code = "hold_already_resolved"
     default_message = "the hold was already posted or voided"
+
+
+class AlreadyCredited(Conflict):
+    code = "already_credited"
+    default_message = "this statement line was already credited to another user"
 
 
 class LimitExceeded(TellerError):

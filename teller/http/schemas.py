@@ -53,6 +53,42 @@ COMPONENTS: dict[str, Any] = {
     "Transactions": _obj({
         "transactions": {"type": "array", "items": ref("Transaction")}, "next_cursor": {"type": ["string", "null"]},
     }),
+    "CardRequest": _obj({"card_number": {"type": "string", "maxLength": 64}}, required=[]),
+    "Card": _obj({
+        "id": {"type": "string"}, "card_masked": {"type": "string", "pattern": r"^[0-9]{6}\*{6}[0-9]{4}$"},
+        "iban": {"type": ["string", "null"]}, "owner_name": {"type": ["string", "null"]},
+        "bank": {"type": ["string", "null"]}, "status": {"type": "string"}, "created_at": TIMESTAMP,
+    }),
+    "Cards": _obj({"cards": {"type": "array", "items": ref("Card")}}),
+    "IrtDepositInfo": _obj({"iban": {"type": "string"}, "account_owner": {"type": "string"}, "bank": {"type": "string"}}),
+    "IrtDeposit": _obj({
+        "id": {"type": "string"}, "amount": AMOUNT, "source_iban": {"type": ["string", "null"]},
+        "source_card_masked": {"type": ["string", "null"]}, "bank_reference": {"type": "string"},
+        "status": {"type": "string", "enum": ["credited"]}, "created_at": TIMESTAMP,
+    }),
+    "IrtDeposits": _obj({"deposits": {"type": "array", "items": ref("IrtDeposit")}}),
+    "IrtLine": _obj({
+        "id": {"type": "string"}, "bank_reference": {"type": "string"}, "amount": AMOUNT,
+        "source_iban": {"type": ["string", "null"]}, "source_card_masked": {"type": ["string", "null"]},
+        "occurred_at": NULLABLE_TIMESTAMP, "status": {"type": "string", "enum": ["matched", "unmatched", "assigned"]},
+        "user_id": {"type": ["string", "null"]}, "created_at": TIMESTAMP,
+    }),
+    "IrtLines": _obj({"lines": {"type": "array", "items": ref("IrtLine")}}),
+    "IrtAssignRequest": _obj({"user_id": {"type": ["string", "integer"]}}, required=[]),
+    "WithdrawalRequest": _obj({
+        "chain": {"type": "string", "maxLength": 32}, "asset": {"type": "string", "maxLength": 32},
+        "to": {"type": "string", "maxLength": 64}, "amount": {"type": "string", "maxLength": 96},
+    }, extra=False),
+    "Withdrawal": _obj({
+        "id": {"type": "string"}, "chain": {"type": "string"}, "asset": {"type": "string"}, "to": {"type": "string"},
+        "amount": AMOUNT, "fee": AMOUNT,
+        "status": {"type": "string", "enum": ["pending", "signed", "broadcast", "confirmed", "failed"]},
+        "tx_hash": {"type": ["string", "null"]}, "created_at": TIMESTAMP, "updated_at": TIMESTAMP,
+        "failure_reason": {"type": ["string", "null"]},
+    }),
+    "Withdrawals": _obj({
+        "withdrawals": {"type": "array", "items": ref("Withdrawal")}, "next_cursor": {"type": ["string", "null"]},
+    }),
     "ClientConfig": _obj({"dev": {"type": "boolean"}, "bot_username": {"type": ["string", "null"]}}),
     "Health": _obj({"status": {"type": "string"}}),
     "StatusNode": {
