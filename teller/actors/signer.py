@@ -11,16 +11,50 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, TypeVar
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from eth_account.hdaccount.mnemonic import Mnemonic
 
 from teller.chain.keys import HdWallet, KeyLoadError
-from teller.config import SignerSettings
-from teller.errors import TellerError
+from teller.chain.signing import NATIVE_TRANSFER_GAS, sign_native_transfer, sign_token_transfer
+from teller.chain.types import SignedTx
+from teller.config import ChainSettings, SignerSettings
+from teller.errors import Forbidden, TellerError
 from teller.runtime import AsyncioActor
 
-__all__ = ["Signer", "wallet_from_settings", "SignerNotConfigured"]
+if TYPE_CHECKING:
+    from teller.storage.withdrawals import Withdrawals
+
+__all__ = ["Signer", "wallet_from_settings", "SignerNotConfigured", "WithdrawalSigning", "SigningRefused",
+           "TOKEN_TRANSFER_GAS"]
+
+# ERC-20 transfer() costs ~35-65k gas; a fixed generous limit (unused gas is refunded) keeps a token
+# that reverts a revert ON CHAIN, where the receipt settles it, instead of an estimate error here.
+TOKEN_TRANSFER_GAS = 120_000
+
+
+class SigningRefused(Forbidden):
+    """The signer refused: what it was asked to sign does not match a persisted, unfinished withdrawal."""
+
+    code = "signing_refused"
+    default_message = "the transaction does not match a persisted withdrawal"
+
+
+@dataclass(frozen=True, slots=True)
+class WithdrawalSigning:
+    """What the withdrawal actor asks the signer to sign. The transaction's recipient, amount and token
+    come from the withdrawal row the signer re-reads, never from here; ``to_address``/``amount_minor``
+    are what the caller believes, and must match the row."""
+
+    withdrawal_id: int
+    chain: str
+    asset: str
+    to_address: str
+    amount_minor: int
+    nonce: int
+    max_fee_per_gas_wei: int
+    max_priority_fee_per_gas_wei: int
 
 T = TypeVar("T")
 ADDRESS_CACHE_MAX = 100_000
@@ -83,3 +117,40 @@ class Signer(AsyncioActor):
 
     async def hot_wallet_address(self) -> str:
         return await self.address_for(self._settings.hot_wallet_index)
+
+    # -- signing -------------------------------------------------------------------------------------
+    async def sign_withdrawal(self, request: WithdrawalSigning, *, withdrawals: Withdrawals,
+                              chain: ChainSettings) -> SignedTx:
+        """Sign the hot wallet's transaction paying out withdrawal ``request.withdrawal_id``.
+
+        Refuses (``SigningRefused``) unless the persisted row is unfinished and matches the request's
+        chain, asset, recipient and amount, and its nonce (once bound) is the request's. The key is
+        derived and used on the signer's thread; it never leaves this actor.
+        """
+        row = await withdrawals.get(request.withdrawal_id)
+        if row is None or row["status"] not in ("pending", "signed", "broadcast"):
+            raise SigningRefused("no unfinished withdrawal with this id")
+        if chain.name != request.chain or row["chain"] != request.chain or row["asset"] != request.asset:
+            raise SigningRefused("chain or asset differs from the persisted withdrawal")
+        if row["to_address"].lower() != request.to_address.lower() or row["amount_minor"] != request.amount_minor:
+            raise SigningRefused("recipient or amount differs from the persisted withdrawal")
+        if row["nonce"] is not None and int(row["nonce"]) != request.nonce:
+            raise SigningRefused("the withdrawal is bound to another nonce")
+        asset = chain.asset(row["asset"])
+        if asset is None:
+            raise SigningRefused("the asset is not configured on this chain")
+        index = self._settings.hot_wallet_index
+        to_address, amount_minor = row["to_address"], row["amount_minor"]
+        wallet = self.wallet
+
+        def sign() -> SignedTx:
+            key = wallet.private_key(index)
+            fees = {"max_fee_per_gas_wei": request.max_fee_per_gas_wei,
+                    "max_priority_fee_per_gas_wei": request.max_priority_fee_per_gas_wei}
+            if asset.contract is None:
+                return sign_native_transfer(key, chain_id=chain.chain_id, nonce=request.nonce, to=to_address,
+                                            amount_wei=amount_minor, gas=NATIVE_TRANSFER_GAS, **fees)
+            return sign_token_transfer(key, chain_id=chain.chain_id, nonce=request.nonce, token=asset.contract,
+                                       to=to_address, amount_minor=amount_minor, gas=TOKEN_TRANSFER_GAS, **fees)
+
+        return await self.off_loop(sign)

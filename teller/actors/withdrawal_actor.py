@@ -1,0 +1,260 @@
+"""WithdrawalActor[chain]: pays out a chain's withdrawals from its hot wallet, safe against every crash.
+
+It owns the hot wallet's nonces. Each tick (every ``poll_interval_s``, or sooner when poked) it reads
+the chain's unfinished withdrawals from the DB and moves each one step on, from its persisted state
+only, so a restart resumes exactly where the last instance stopped:
+
+- ``pending``: sign (the Signer re-reads the row) with the next durable nonce and EIP-1559 fees from
+  ``eth_feeHistory`` (capped), then in ONE transaction take the nonce, bind it to the withdrawal and
+  store the raw transaction and its hash (``withdrawal_attempts``). Only then broadcast.
+- ``signed``: broadcast the stored bytes. "Already known" counts as sent; "nonce too low" is resolved
+  by the receipts of every hash we signed for that nonce. The first acceptance moves the row to
+  ``broadcast`` with a ``withdrawal.broadcast`` event (a conditional update: once).
+- ``broadcast``: once the chain's mined nonce passes the withdrawal's, look up the receipts of all its
+  hashes (whichever mined counts); at ``confirmations`` settle the hold (success) or void it (revert).
+  Not mined after ``replace_after_s``: sign a replacement with the same nonce and fees up >= 10 %. If
+  the node's pool lost it (the pending nonce is at or below ours: a gap), send the bytes again.
+
+Nonces: the DB's next nonce is raised to the chain's mined count each tick (someone else's
+transaction never makes us reuse a nonce) and only ever taken together with a persisted signed
+transaction, so we are never ahead of what the chain will accept, and gaps are refilled by resending.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+from teller.actors.signer import WithdrawalSigning
+from teller.actors.withdrawal_steps import event_payload, refund, settle
+from teller.assets import Asset, AssetRegistry
+from teller.chain.client import ChainClient
+from teller.chain.types import FeeSuggestion, Receipt, SendOutcome
+from teller.config import ChainSettings
+from teller.errors import TellerError
+from teller.events.schema import EventType
+from teller.runtime import AsyncioActor, Call, Handle
+from teller.storage import Event, Outbox, StaleWrite, Store
+from teller.storage.store import Row, utc_now
+from teller.storage.withdrawals import Withdrawals
+
+__all__ = ["WithdrawalActor", "FEE_BUMP_PERCENT", "CrashHook"]
+
+FEE_BUMP_PERCENT = 10         # the least bump nodes accept for a same-nonce replacement
+FEE_BUMP_MARGIN_PERCENT = 2   # above it, so rounding never lands exactly on the node's floor
+SIGNS_PER_TICK_MAX = 100      # new withdrawals signed per tick; the rest wait for the next one
+MAILBOX_MAX = 1_000
+CrashHook = Callable[[str], None]  # tests: called with a step name; a test's hook kills the process there
+
+
+class WithdrawalActor(AsyncioActor):
+    expected_errors = (TellerError,)
+    mailbox_max = MAILBOX_MAX
+
+    def __init__(self, *, chain: ChainSettings, store: Store, client: ChainClient, signer: Callable[[], Handle],
+                 assets: AssetRegistry, crash_hook: CrashHook | None = None) -> None:
+        super().__init__()
+        self._chain = chain
+        self._store = store
+        self._repo = Withdrawals(store)
+        self._client = client
+        self._signer = signer
+        self._assets = assets
+        self._crash_hook = crash_hook
+        self._hot: str = ""
+        self._timer: asyncio.TimerHandle | None = None
+        self._tick_queued = False
+        self.ticks = 0
+
+    def on_start(self) -> None:
+        # The signer is asked on the first tick, not here: during the tree's start it may not answer yet.
+        self._schedule(0.0)
+
+    def on_stop(self) -> None:
+        self._cancel_timer()
+
+    def on_failure(self, *_: Any) -> None:
+        self._cancel_timer()
+
+    # -- scheduling ----------------------------------------------------------------------------------
+    def _cancel_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _schedule(self, delay_s: float) -> None:
+        self._cancel_timer()
+        self._timer = asyncio.get_running_loop().call_later(delay_s, self.poke)
+
+    def poke(self) -> None:
+        """Ask for a tick soon (a new withdrawal was accepted). Collapses with a tick already queued."""
+        if self._tick_queued or self.actor_stopped.is_set():
+            return
+        self._tick_queued = True
+        self.actor_ref.tell(Call("tick", (), {}))
+
+    async def tick(self) -> None:
+        self._tick_queued = False
+        try:
+            await self._advance()
+        except TellerError as exc:  # the node is down or refused: the next tick tries again
+            self.log.warning("withdrawals.tick_failed", error=exc.code, message=exc.message)
+        finally:
+            self.ticks += 1
+            self._schedule(self._chain.poll_interval_s)
+
+    def _crash_point(self, step: str) -> None:
+        if self._crash_hook is not None:
+            self._crash_hook(step)
+
+    # -- one pass over the unfinished withdrawals ----------------------------------------------------
+    async def _advance(self) -> None:
+        rows = await self._repo.unfinished(self._chain.name)
+        if not rows:
+            return
+        if not self._hot:
+            self._hot = (await self._signer().call("hot_wallet_address")).lower()
+        client, chain = self._client, self._chain.name
+        mined_nonce = await client.get_nonce(self._hot)
+        await self._repo.raise_nonce_floor(chain, self._hot, mined_nonce)
+        head = await client.block_number()
+        in_flight = sorted((r for r in rows if r["status"] != "pending"), key=lambda r: int(r["nonce"]))
+        pool_nonce = await client.get_nonce(self._hot, pending=True) if in_flight else mined_nonce
+        fees: FeeSuggestion | None = None
+        for row in in_flight:
+            nonce = int(row["nonce"])
+            if nonce < mined_nonce:
+                await self._resolve_mined(row, head=head)
+                continue
+            attempts = await self._repo.attempts(row["id"])
+            if not attempts:
+                continue  # impossible by construction (nonce and attempt are one transaction)
+            latest = attempts[-1]
+            age_s = (utc_now() - latest["created_at"]).total_seconds()
+            if row["status"] == "broadcast" and age_s >= self._chain.replace_after_s:
+                fees = fees or await self._fees()
+                await self._replace(row, latest, fees)
+            elif row["status"] == "signed" or nonce >= pool_nonce:
+                await self._broadcast(row, latest["tx_hash"], latest["raw_tx"])
+        pending = [r for r in rows if r["status"] == "pending"][:SIGNS_PER_TICK_MAX]
+        for row in pending:
+            fees = fees or await self._fees()
+            signed = await self._sign_first(row, fees)
+            if signed is not None:
+                await self._broadcast({**row, "status": "signed"}, *signed)
+
+    async def _fees(self) -> FeeSuggestion:
+        return await self._client.suggest_fees(max_fee_per_gas_cap_wei=self._chain.max_fee_per_gas_cap_wei)
+
+    def _asset(self, row: Row) -> Asset:
+        return self._assets.on_chain(row["chain"], row["asset"])
+
+    def _signing(self, row: Row, *, nonce: int, max_fee_wei: int, tip_wei: int) -> WithdrawalSigning:
+        return WithdrawalSigning(
+            withdrawal_id=row["id"], chain=row["chain"], asset=row["asset"], to_address=row["to_address"],
+            amount_minor=row["amount_minor"], nonce=nonce, max_fee_per_gas_wei=max_fee_wei,
+            max_priority_fee_per_gas_wei=tip_wei)
+
+    # -- steps ---------------------------------------------------------------------------------------
+    async def _sign_first(self, row: Row, fees: FeeSuggestion) -> tuple[str, str] | None:
+        chain = self._chain.name
+        nonce = await self._repo.next_nonce(chain, self._hot)
+        assert nonce is not None, "raise_nonce_floor runs before any signing"
+        signed = await self._signer().call(
+            "sign_withdrawal", self._signing(row, nonce=nonce, max_fee_wei=fees.max_fee_per_gas_wei,
+                                             tip_wei=fees.max_priority_fee_per_gas_wei),
+            withdrawals=self._repo, chain=self._chain)
+        raw_hex = "0x" + signed.raw.hex()
+        try:
+            await self._repo.run(Withdrawals.first_signature(
+                withdrawal_id=row["id"], chain=chain, from_address=self._hot, nonce=nonce, tx_hash=signed.tx_hash,
+                raw_tx=raw_hex, max_fee_per_gas_wei=fees.max_fee_per_gas_wei,
+                max_priority_fee_per_gas_wei=fees.max_priority_fee_per_gas_wei))
+        except StaleWrite:
+            # the nonce moved or the row did (another instance got there): nothing was sent; re-read next tick
+            self.log.warning("withdrawals.sign_raced", withdrawal_id=row["id"], nonce=nonce)
+            return None
+        self.log.info("withdrawals.signed", withdrawal_id=row["id"], nonce=nonce, tx_hash=signed.tx_hash)
+        self._crash_point("after_sign")
+        return signed.tx_hash, raw_hex
+
+    async def _broadcast(self, row: Row, tx_hash: str, raw_hex: str) -> None:
+        result = await self._client.send_raw_transaction(bytes.fromhex(raw_hex[2:]))
+        self._crash_point("after_broadcast")
+        if result.outcome in (SendOutcome.ACCEPTED, SendOutcome.ALREADY_KNOWN, SendOutcome.REPLACEMENT_UNDERPRICED):
+            # underpriced: another of our transactions holds the nonce in the pool; it counts as sent
+            await self._mark_broadcast(row, tx_hash)
+        elif result.outcome is SendOutcome.NONCE_TOO_LOW:
+            await self._mark_broadcast(row, tx_hash)  # some transaction used the nonce; receipts will tell which
+        else:
+            # REJECTED (e.g. the hot wallet lacks gas money): keep the nonce and the bytes, retry next tick
+            self.log.warning("withdrawals.broadcast_rejected", withdrawal_id=row["id"], tx_hash=tx_hash,
+                             reason=result.reason[:200])
+
+    async def _mark_broadcast(self, row: Row, tx_hash: str) -> None:
+        if row["status"] != "signed":
+            await self._repo.run([Withdrawals.mark_attempt_broadcast(withdrawal_id=row["id"], tx_hash=tx_hash)])
+            return
+        event = Event(EventType.WITHDRAWAL_BROADCAST.value,
+                      event_payload(row, self._asset(row), tx_hash=tx_hash))
+        try:
+            await self._repo.run([*Withdrawals.mark_broadcast(withdrawal_id=row["id"], tx_hash=tx_hash),
+                                  Outbox.write(event)])
+        except StaleWrite:
+            pass  # already broadcast (an earlier tick or instance): its event is written already
+        else:
+            self.log.info("withdrawals.broadcast", withdrawal_id=row["id"], tx_hash=tx_hash)
+
+    async def _replace(self, row: Row, latest: Row, fees: FeeSuggestion) -> None:
+        old_max, old_tip = latest["max_fee_per_gas_wei"], latest["max_priority_fee_per_gas_wei"]
+        bump = 100 + FEE_BUMP_PERCENT + FEE_BUMP_MARGIN_PERCENT
+        max_fee = max(fees.max_fee_per_gas_wei, -(-old_max * bump // 100))
+        tip = max(fees.max_priority_fee_per_gas_wei, -(-old_tip * bump // 100))
+        cap = self._chain.max_fee_per_gas_cap_wei
+        if max_fee > cap:
+            self.log.warning("withdrawals.replace_capped", withdrawal_id=row["id"], cap_wei=cap)
+            return  # a bump past the cap is not allowed: wait for the base fee to fall
+        tip = min(tip, max_fee)
+        nonce = int(row["nonce"])
+        signed = await self._signer().call(
+            "sign_withdrawal", self._signing(row, nonce=nonce, max_fee_wei=max_fee, tip_wei=tip),
+            withdrawals=self._repo, chain=self._chain)
+        raw_hex = "0x" + signed.raw.hex()
+        try:
+            await self._repo.run(Withdrawals.replacement(
+                withdrawal_id=row["id"], chain=self._chain.name, nonce=nonce, tx_hash=signed.tx_hash, raw_tx=raw_hex,
+                max_fee_per_gas_wei=max_fee, max_priority_fee_per_gas_wei=tip))
+        except StaleWrite:
+            return
+        self.log.info("withdrawals.replaced", withdrawal_id=row["id"], nonce=nonce, tx_hash=signed.tx_hash,
+                      replaces=latest["tx_hash"], max_fee_per_gas_wei=max_fee)
+        await self._broadcast(row, signed.tx_hash, raw_hex)
+
+    async def _resolve_mined(self, row: Row, *, head: int) -> None:
+        """The withdrawal's nonce is used on chain: find which of our transactions mined, if any."""
+        receipt: Receipt | None = None
+        attempts = await self._repo.attempts(row["id"])
+        for attempt in reversed(attempts):
+            receipt = await self._client.get_receipt(attempt["tx_hash"])
+            if receipt is not None:
+                break
+        asset = self._asset(row)
+        if receipt is None:
+            # none of ours mined, yet the nonce is used: another transaction took it; ours never can
+            self.log.error("withdrawals.nonce_taken", withdrawal_id=row["id"], nonce=row["nonce"])
+            await refund(self._store, row, asset, reason="the hot wallet's nonce was used by another transaction")
+            return
+        attempt = next(a for a in attempts if a["tx_hash"] == receipt.tx_hash)
+        if attempt["status"] != "mined":
+            await self._repo.run(Withdrawals.mark_mined(
+                withdrawal_id=row["id"], tx_hash=receipt.tx_hash, block_number=receipt.block_number))
+        self._crash_point("after_receipt")
+        if head - receipt.block_number + 1 < self._chain.confirmations:
+            return
+        if receipt.succeeded:
+            await settle(self._store, row, asset, tx_hash=receipt.tx_hash)
+            self.log.info("withdrawals.confirmed", withdrawal_id=row["id"], tx_hash=receipt.tx_hash)
+        else:
+            await refund(self._store, row, asset, reason="the transaction reverted on chain")
+            self.log.info("withdrawals.reverted", withdrawal_id=row["id"], tx_hash=receipt.tx_hash)
