@@ -9,12 +9,23 @@ import pytest
 from teller.chain.client import ChainClient
 from teller.chain.devchain import FAUCET_ADDRESS
 from teller.chain.signing import sign_native_transfer, sign_token_transfer
-from teller.chain.types import SendOutcome
+from teller.chain.types import Receipt, SendOutcome
 from teller.errors import ChainUnavailable, UnknownBlock
 from tests.fixtures.chain import DevNet
 
 HANG_GUARD_S = 30  # not a timing assertion: only keeps a broken test from hanging the run
+RECEIPT_POLLS_MAX = 500
 FEES = dict(max_fee_per_gas_wei=10 * 10**9, max_priority_fee_per_gas_wei=10**9)
+
+
+async def mined_receipt(client: ChainClient, tx_hash: str) -> Receipt:
+    """anvil answers eth_sendRawTransaction before it mines (FIELD-NOTES): poll, within a bound."""
+    for _ in range(RECEIPT_POLLS_MAX):
+        receipt = await client.get_receipt(tx_hash)
+        if receipt is not None:
+            return receipt
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"{tx_hash} was not mined")
 
 
 def user(devnet: DevNet, index: int) -> str:
@@ -104,8 +115,8 @@ async def test_signed_native_and_token_transfers_land(devnet: DevNet, chain_clie
         result = await chain_client.send_raw_transaction(signed.raw)
         assert result.outcome is SendOutcome.ACCEPTED and result.tx_hash == signed.tx_hash
     for signed in (native, token):
-        receipt = await chain_client.get_receipt(signed.tx_hash)
-        assert receipt is not None and receipt.succeeded and receipt.fee_wei > 0
+        receipt = await mined_receipt(chain_client, signed.tx_hash)
+        assert receipt.succeeded and receipt.fee_wei > 0
     assert await chain_client.get_balance(user(devnet, 20)) == before + 12345
     assert await chain_client.get_token_balance(token=devnet.token, owner=user(devnet, 21)) == 7_000_000
     assert await chain_client.get_nonce(sender.address) == nonce + 2
@@ -120,8 +131,8 @@ async def test_a_reverting_token_transfer_is_mined_as_failed(devnet: DevNet, cha
     signed = sign_token_transfer(sender, chain_id=devnet.chain_id, nonce=await chain_client.get_nonce(sender.address),
                                  token=devnet.token, to=user(devnet, 22), amount_minor=1, gas=100_000, **FEES)
     assert (await chain_client.send_raw_transaction(signed.raw)).outcome is SendOutcome.ACCEPTED
-    receipt = await chain_client.get_receipt(signed.tx_hash)
-    assert receipt is not None and not receipt.succeeded
+    receipt = await mined_receipt(chain_client, signed.tx_hash)
+    assert not receipt.succeeded
     assert await chain_client.get_token_balance(token=devnet.token, owner=user(devnet, 22)) == 0
 
 
