@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from teller.errors import InvalidAmount, MalformedRequest
@@ -47,17 +48,45 @@ from teller.storage.store import StorageError, Write
 if TYPE_CHECKING:
     from teller.storage.store import Store
 
-__all__ = ["Ledger", "BATCH_MAX", "QUEUE_MAX", "HISTORY_PAGE_MAX"]
+__all__ = ["Ledger", "TransferOrder", "BATCH_MAX", "QUEUE_MAX", "HISTORY_PAGE_MAX", "TRANSFER_MANY_MAX"]
 
 BATCH_MAX = 256               # transfers per DB transaction
-QUEUE_MAX = 8192              # submitted, not yet committed
+QUEUE_MAX = 8192              # submitted, not yet taken by a writer
+TRANSFER_MANY_MAX = 1024      # transfers per transfer_many call
 HISTORY_PAGE_MAX = 100
 HISTORY_PAGE_DEFAULT = 50
 KEY_LEN_MAX = 200
 EVENTS_PER_TRANSFER_MAX = 16
 WRITES_PER_TRANSFER_MAX = 32
 
-_Pending = tuple[TransferRequest, "asyncio.Future[Transfer]"]
+
+@dataclass(frozen=True, slots=True)
+class TransferOrder:
+    """One transfer of a ``transfer_many`` call: the keyword arguments of ``Ledger.transfer``."""
+
+    debit: str
+    credit: str
+    asset: str
+    amount: int
+    key: str
+    pending: bool = False
+    outbox: Sequence[Event] = ()
+    writes: Sequence[Write] = ()
+
+
+class _Group:
+    """The outcomes of one ``transfer_many`` call, filled in as its transfers commit."""
+
+    __slots__ = ("future", "outcomes", "remaining")
+
+    def __init__(self, future: asyncio.Future[list[Outcome]], size: int) -> None:
+        self.future = future
+        self.outcomes: list[Outcome | None] = [None] * size
+        self.remaining = size
+
+
+# A submitted transfer and where its outcome goes: its caller's future, or a slot of a group.
+_Pending = tuple[TransferRequest, "asyncio.Future[Transfer] | _Group", int]
 
 
 class Ledger:
@@ -67,31 +96,48 @@ class Ledger:
         self._batch_max = batch_max
         self._queue_max = queue_max
         self._writers_count = writers
-        self._queue: asyncio.Queue[_Pending | None] | None = None
+        # Why a plain list and futures, not an asyncio.Queue: the submit path runs once per
+        # transfer on the event loop, which shares the GIL with the database thread; a list
+        # append plus (at most) one wake-up per batch is the cheapest hand-off there is.
+        self._pending: list[_Pending] = []
+        self._idle: list[asyncio.Future[None]] = []       # writers waiting for work
+        self._room: list[asyncio.Future[None]] = []       # submitters waiting for queue room
         self._writers: list[asyncio.Task[None]] = []
+        self._started = False
         self._closed = False
+        self._stopped = False   # closed and every writer gone
         self._log = get_logger(component="ledger", backend=store.backend)
 
     # -- writing -------------------------------------------------------------------------------------
     async def transfer(self, *, debit: str, credit: str, asset: str, amount: int, key: str,
                        pending: bool = False, outbox: Sequence[Event] = (),
                        writes: Sequence[Write] = ()) -> Transfer:
-        _check_amount(amount)
-        if not isinstance(asset, str) or not asset:
-            raise ValueError("asset must be a non-empty string")
-        d, c = parse_account(debit), parse_account(credit)
-        for account in (d, c):
-            if account.asset is not None and account.asset != asset:
-                raise ValueError(f"account {account.name} is not an account of {asset}")
-        if debit == credit:
-            raise ValueError("debit and credit must differ")
-        kind = "pending" if pending else "single"
-        return await self._submit(TransferRequest(
-            kind=kind, key=_check_key(key), fingerprint=f"{kind}|{debit}|{credit}|{asset}|{amount}",
-            debit=debit, credit=credit, asset=asset, amount_minor=amount,
-            debit_user_id=d.user_id, credit_user_id=c.user_id,
-            events=_events(outbox), writes=_writes(writes),
-        ))
+        return await self._submit(_transfer_request(debit, credit, asset, amount, key, pending, outbox, writes))
+
+    async def transfer_many(self, orders: Sequence[TransferOrder]) -> list[Transfer | Exception]:
+        """Submit several transfers at once; one outcome per order, in order.
+
+        Each transfer succeeds or fails on its own, exactly as if each had been a ``transfer``
+        call (they may commit in one batch or several): an outcome is the ``Transfer`` or the
+        exception that call would have raised (``InsufficientFunds``, ``IdempotencyConflict``,
+        ``StorageError``...). An order that fails validation (``TypeError``, ``ValueError``,
+        ``InvalidAmount``) raises here before any of them is submitted. Returns once every one
+        is committed (or failed). At most ``TRANSFER_MANY_MAX`` orders per call.
+        """
+        if len(orders) > TRANSFER_MANY_MAX:
+            raise ValueError(f"at most {TRANSFER_MANY_MAX} transfers per transfer_many call")
+        requests = [_transfer_request(o.debit, o.credit, o.asset, o.amount, o.key, o.pending, o.outbox, o.writes)
+                    for o in orders]
+        if self._closed:
+            raise StorageError("the ledger is closed")
+        if not requests:
+            return []
+        if len(self._pending) >= self._queue_max:
+            await self._wait_for_room()  # admitted whole: the queue may go over by one call's size
+        group = _Group(asyncio.get_running_loop().create_future(), len(requests))
+        self._pending.extend([(request, group, i) for i, request in enumerate(requests)])
+        self._kick()
+        return await group.future  # type: ignore[return-value] - every slot is filled by then
 
     async def post(self, *, pending_key: str, key: str, amount: int | None = None,
                    outbox: Sequence[Event] = (), writes: Sequence[Write] = ()) -> Transfer:
@@ -115,57 +161,106 @@ class Ledger:
     async def _submit(self, request: TransferRequest) -> Transfer:
         if self._closed:
             raise StorageError("the ledger is closed")
-        if self._queue is None:
-            self._start()
-        assert self._queue is not None
+        if len(self._pending) >= self._queue_max:
+            await self._wait_for_room()
         future: asyncio.Future[Transfer] = asyncio.get_running_loop().create_future()
-        await self._queue.put((request, future))
+        self._pending.append((request, future, 0))
+        self._kick()
         return await future
 
+    def _kick(self) -> None:
+        """Wake an idle writer (one call per batch: later submitters find none idle)."""
+        if self._idle:
+            waiter = self._idle.pop()
+            if not waiter.done():
+                waiter.set_result(None)
+        elif not self._started:
+            self._start()
+
+    async def _wait_for_room(self) -> None:
+        loop = asyncio.get_running_loop()
+        while len(self._pending) >= self._queue_max:
+            waiter: asyncio.Future[None] = loop.create_future()
+            self._room.append(waiter)
+            try:
+                await waiter
+            finally:
+                if waiter in self._room:
+                    self._room.remove(waiter)
+            if self._stopped:
+                raise StorageError("the ledger is closed")
+
     def _start(self) -> None:
-        self._queue = asyncio.Queue(maxsize=self._queue_max)
+        self._started = True
         self._writers = [asyncio.create_task(self._write_loop(), name=f"ledger-writer-{i}")
                          for i in range(self._writers_count)]
 
     async def _write_loop(self) -> None:
-        assert self._queue is not None
-        queue = self._queue
+        loop = asyncio.get_running_loop()
+        pending = self._pending
         while True:
-            item = await queue.get()
-            if item is None:
-                return
-            batch = [item]
-            while len(batch) < self._batch_max and not queue.empty():
-                more = queue.get_nowait()
-                if more is None:
-                    queue.put_nowait(None)  # a stop marker: hand it back for after this batch
-                    break
-                batch.append(more)
+            if not pending:
+                if self._closed and not self._room:
+                    return
+                waiter: asyncio.Future[None] = loop.create_future()
+                self._idle.append(waiter)
+                try:
+                    await waiter
+                finally:
+                    if waiter in self._idle:
+                        self._idle.remove(waiter)
+                continue
+            batch = pending[:self._batch_max]
+            del pending[:self._batch_max]
+            while self._room and len(pending) < self._queue_max:
+                room = self._room.pop(0)
+                if not room.done():
+                    room.set_result(None)
             await self._commit(batch)
+
+    async def _fail(self, batch: list[_Pending], exc: Exception) -> None:
+        self._deliver(batch, [exc] * len(batch))
 
     async def _commit(self, batch: list[_Pending]) -> None:
         try:
-            outcomes: list[Outcome] = await self._store.apply_transfers([req for req, _ in batch])
+            outcomes: list[Outcome] = await self._store.apply_transfers([p[0] for p in batch])
         except Exception as exc:  # noqa: BLE001 - every caller of the batch hears of it
             self._log.error("ledger batch failed", size=len(batch), error=repr(exc))
             outcomes = [exc] * len(batch)
-        for (_, future), outcome in zip(batch, outcomes, strict=True):
-            if future.done():
+        self._deliver(batch, outcomes)
+
+    @staticmethod
+    def _deliver(batch: list[_Pending], outcomes: list[Outcome]) -> None:
+        for (_, sink, slot), outcome in zip(batch, outcomes, strict=True):
+            if type(sink) is _Group:
+                sink.outcomes[slot] = outcome
+                sink.remaining -= 1
+                if sink.remaining == 0 and not sink.future.done():
+                    sink.future.set_result(sink.outcomes)
+            elif sink.done():
                 continue  # the caller gave up; the outcome stands in the DB all the same
-            if isinstance(outcome, Exception):
-                future.set_exception(outcome)
+            elif isinstance(outcome, Exception):
+                sink.set_exception(outcome)
             else:
-                future.set_result(outcome)
+                sink.set_result(outcome)
 
     async def close(self) -> None:
         """Finish every submitted transfer, then stop the writers."""
         self._closed = True
-        if self._queue is None:
+        if not self._started:
             return
-        for _ in self._writers:
-            await self._queue.put(None)
+        for waiter in self._idle:
+            if not waiter.done():
+                waiter.set_result(None)
         await asyncio.gather(*self._writers, return_exceptions=True)
         self._writers = []
+        self._stopped = True
+        if self._pending:  # submitted by a caller woken from a full queue after the writers left
+            stragglers, self._pending[:] = list(self._pending), []
+            await self._fail(stragglers, StorageError("the ledger is closed"))
+        for waiter in self._room:
+            if not waiter.done():
+                waiter.set_result(None)  # they see _stopped and raise
 
     # -- reading -------------------------------------------------------------------------------------
     async def balances(self, user_id: int) -> list[Balance]:
@@ -226,6 +321,26 @@ def _entry(row: dict, user_id: int) -> HistoryEntry:
         id=row["id"], key=row["key"], kind=row["kind"], asset=row["asset"], amount_minor=row["amount_minor"],
         direction="out" if out else "in", counterparty=row["credit"] if out else row["debit"],
         status=row["status"], created_at=row["created_at"],
+    )
+
+
+def _transfer_request(debit: str, credit: str, asset: str, amount: int, key: str, pending: bool,
+                      outbox: Sequence[Event], writes: Sequence[Write]) -> TransferRequest:
+    _check_amount(amount)
+    if not isinstance(asset, str) or not asset:
+        raise ValueError("asset must be a non-empty string")
+    d, c = parse_account(debit), parse_account(credit)
+    if (d.asset is not None and d.asset != asset) or (c.asset is not None and c.asset != asset):
+        name = d.name if d.asset is not None and d.asset != asset else c.name
+        raise ValueError(f"account {name} is not an account of {asset}")
+    if debit == credit:
+        raise ValueError("debit and credit must differ")
+    kind = "pending" if pending else "single"
+    return TransferRequest(
+        kind=kind, key=_check_key(key), fingerprint=f"{kind}|{debit}|{credit}|{asset}|{amount}",
+        debit=debit, credit=credit, asset=asset, amount_minor=amount,
+        debit_user_id=d.user_id, credit_user_id=c.user_id,
+        events=_events(outbox) if outbox else (), writes=_writes(writes) if writes else (),
     )
 
 

@@ -1,0 +1,94 @@
+"""``Ledger.transfer_many``: several transfers in one call, each with its own outcome, on both backends."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from teller.errors import IdempotencyConflict, InsufficientFunds
+from teller.storage import Event, Transfer, chain_account, user_account
+from teller.storage.ledger import TRANSFER_MANY_MAX, TransferOrder
+
+ASSET = "ethereum:USDT"
+CHAIN = chain_account("ethereum", ASSET)
+
+
+def credit(user_id: int, amount: int, key: str, **extra) -> TransferOrder:
+    return TransferOrder(debit=CHAIN, credit=user_account(user_id, ASSET), asset=ASSET, amount=amount, key=key, **extra)
+
+
+def debit(user_id: int, amount: int, key: str) -> TransferOrder:
+    return TransferOrder(debit=user_account(user_id, ASSET), credit=CHAIN, asset=ASSET, amount=amount, key=key)
+
+
+async def test_each_order_gets_its_own_outcome_in_order(store) -> None:
+    outcomes = await store.ledger.transfer_many([
+        credit(1, 100, "c1"),
+        debit(1, 60, "d1"),
+        debit(1, 60, "d2"),           # only 40 left
+        credit(1, 999, "c1"),         # same key, other content
+        credit(1, 100, "c1"),         # a replay of the first
+    ])
+    assert isinstance(outcomes[0], Transfer) and not outcomes[0].replayed
+    assert isinstance(outcomes[1], Transfer) and outcomes[1].amount_minor == 60
+    assert isinstance(outcomes[2], InsufficientFunds)
+    assert isinstance(outcomes[3], IdempotencyConflict)
+    assert isinstance(outcomes[4], Transfer) and outcomes[4].replayed and outcomes[4].id == outcomes[0].id
+    [balance] = await store.ledger.balances(1)
+    assert balance.available_minor == 40
+    assert not await store.ledger.check_invariants()
+
+
+async def test_the_same_as_one_transfer_call_each(store) -> None:
+    [many] = await store.ledger.transfer_many([credit(2, 5, "k", outbox=[Event("x", {"a": 1})])])
+    again = await store.ledger.transfer(debit=CHAIN, credit=user_account(2, ASSET), asset=ASSET, amount=5, key="k",
+                                        outbox=[Event("x", {"a": 1})])
+    assert again.replayed and again.id == many.id
+    assert len(await store.fetch_all("SELECT * FROM outbox WHERE type = 'x'")) == 1
+
+
+async def test_a_bad_order_submits_none_of_them(store) -> None:
+    with pytest.raises(TypeError):
+        await store.ledger.transfer_many([credit(3, 5, "ok"), credit(3, 5.0, "bad")])  # type: ignore[arg-type]
+    assert await store.ledger.get("ok") is None
+    with pytest.raises(ValueError):
+        await store.ledger.transfer_many([credit(3, 1, f"k{i}") for i in range(TRANSFER_MANY_MAX + 1)])
+    assert await store.ledger.transfer_many([]) == []
+
+
+async def test_concurrent_calls_never_overdraw(store) -> None:
+    await store.ledger.transfer_many([credit(4, 10, "fund")])
+    calls = [store.ledger.transfer_many([debit(4, 10, f"d{c}-{i}") for i in range(5)]) for c in range(10)]
+    outcomes = [o for batch in await asyncio.gather(*calls) for o in batch]
+    assert sum(isinstance(o, Transfer) for o in outcomes) == 1
+    assert sum(isinstance(o, InsufficientFunds) for o in outcomes) == 49
+    [balance] = await store.ledger.balances(4)
+    assert balance.available_minor == 0
+    assert not await store.ledger.check_invariants()
+
+
+async def test_more_orders_than_a_batch_all_commit(store) -> None:
+    outcomes = await store.ledger.transfer_many([credit(5, 1, f"big{i}") for i in range(TRANSFER_MANY_MAX)])
+    assert all(isinstance(o, Transfer) and not o.replayed for o in outcomes)
+    [balance] = await store.ledger.balances(5)
+    assert balance.available_minor == TRANSFER_MANY_MAX
+
+
+async def test_a_full_queue_makes_callers_wait_and_close_drains_it(store) -> None:
+    from teller.storage.ledger import Ledger
+
+    ledger = Ledger(store, batch_max=2, queue_max=4)
+    singles = [ledger.transfer(debit=CHAIN, credit=user_account(6, ASSET), asset=ASSET, amount=1, key=f"s{i}")
+               for i in range(40)]
+    bulk = [ledger.transfer_many([credit(6, 1, f"b{c}-{i}") for i in range(3)]) for c in range(10)]
+    results = await asyncio.gather(*singles, *bulk)
+    assert all(isinstance(t, Transfer) for t in results[:40])
+    assert all(isinstance(t, Transfer) for batch in results[40:] for t in batch)
+    late = asyncio.ensure_future(ledger.transfer(debit=CHAIN, credit=user_account(6, ASSET), asset=ASSET, amount=1,
+                                                 key="late"))
+    await asyncio.sleep(0)
+    await ledger.close()
+    assert (await late).key == "late"  # submitted before close: it is finished, not dropped
+    [balance] = await store.ledger.balances(6)
+    assert balance.available_minor == 71
