@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 
-.PHONY: run test bench deps test-deps node-deps services browser lint clean
+.PHONY: run test bench deps test-deps node-deps services browser contracts lint clean
 
 $(VENV)/.stamp-deps: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,10 @@ services:
 # Debian's Chromium for the Mini App browser test (Playwright's own download cannot work here).
 browser:
 	@test -x /usr/bin/chromium || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null)
+
+# Recompile the demo ERC-20 (offline solc-js); the artifact is committed, so run/test never need it.
+contracts: node-deps
+	node teller/chain/contracts/build.js
 
 run: deps
 	$(PY) main.py --dev
