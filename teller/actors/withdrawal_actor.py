@@ -246,6 +246,9 @@ class WithdrawalActor(AsyncioActor):
             await refund(self._store, row, asset, reason="the hot wallet's nonce was used by another transaction")
             return
         attempt = next(a for a in attempts if a["tx_hash"] == receipt.tx_hash)
+        if row["status"] == "signed":
+            # sent by an instance that died before recording it: the broadcast (and its event) happened
+            await self._mark_broadcast(row, receipt.tx_hash)
         if attempt["status"] != "mined":
             await self._repo.run(Withdrawals.mark_mined(
                 withdrawal_id=row["id"], tx_hash=receipt.tx_hash, block_number=receipt.block_number))
