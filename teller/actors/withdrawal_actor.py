@@ -110,34 +110,36 @@ class WithdrawalActor(AsyncioActor):
 
     # -- one pass over the unfinished withdrawals ----------------------------------------------------
     async def _advance(self) -> None:
-        rows = await self._repo.unfinished(self._chain.name)
-        if not rows:
+        repo, client, chain = self._repo, self._client, self._chain.name
+        in_flight = await repo.unfinished(chain, in_flight=True)
+        pending = await repo.unfinished(chain, in_flight=False, limit=SIGNS_PER_TICK_MAX)
+        if not in_flight and not pending:
             return
         if not self._hot:
             self._hot = (await self._signer().call("hot_wallet_address")).lower()
-        client, chain = self._client, self._chain.name
         mined_nonce = await client.get_nonce(self._hot)
-        await self._repo.raise_nonce_floor(chain, self._hot, mined_nonce)
-        head = await client.block_number()
-        in_flight = sorted((r for r in rows if r["status"] != "pending"), key=lambda r: int(r["nonce"]))
-        pool_nonce = await client.get_nonce(self._hot, pending=True) if in_flight else mined_nonce
+        await repo.raise_nonce_floor(chain, self._hot, mined_nonce)
         fees: FeeSuggestion | None = None
-        for row in in_flight:
-            nonce = int(row["nonce"])
-            if nonce < mined_nonce:
-                await self._resolve_mined(row, head=head)
-                continue
-            attempts = await self._repo.attempts(row["id"])
-            if not attempts:
-                continue  # impossible by construction (nonce and attempt are one transaction)
-            latest = attempts[-1]
-            age_s = (utc_now() - latest["created_at"]).total_seconds()
-            if row["status"] == "broadcast" and age_s >= self._chain.replace_after_s:
-                fees = fees or await self._fees()
-                await self._replace(row, latest, fees)
-            elif row["status"] == "signed" or nonce >= pool_nonce:
-                await self._broadcast(row, latest["tx_hash"], latest["raw_tx"])
-        pending = [r for r in rows if r["status"] == "pending"][:SIGNS_PER_TICK_MAX]
+        if in_flight:
+            head = await client.block_number()
+            pool_nonce = await client.get_nonce(self._hot, pending=True)
+            unmined = [r for r in in_flight if int(r["nonce"]) >= mined_nonce]
+            latest = await repo.latest_attempts([r["id"] for r in unmined])
+            for row in in_flight:
+                nonce = int(row["nonce"])
+                if nonce < mined_nonce:
+                    await self._resolve_mined(row, head=head)
+                    continue
+                attempt = latest.get(row["id"])
+                if attempt is None:
+                    continue  # impossible by construction (nonce and attempt are one transaction)
+                age_s = (utc_now() - attempt["created_at"]).total_seconds()
+                if row["status"] == "broadcast" and age_s >= self._chain.replace_after_s:
+                    fees = fees or await self._fees()
+                    await self._replace(row, attempt, fees)
+                elif row["status"] == "signed" or nonce >= pool_nonce:
+                    # never sent, or the node's pool lost it (a gap below later nonces): send the bytes again
+                    await self._broadcast(row, attempt["tx_hash"], attempt["raw_tx"])
         for row in pending:
             fees = fees or await self._fees()
             signed = await self._sign_first(row, fees)

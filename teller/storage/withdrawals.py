@@ -55,11 +55,27 @@ class Withdrawals:
             "SELECT * FROM withdrawals WHERE user_id = ? AND id < ? ORDER BY id DESC LIMIT ?",
             user_id, before_id if before_id is not None else 2**62, limit)
 
-    async def unfinished(self, chain: str, *, limit: int = UNFINISHED_BATCH_MAX) -> list[Row]:
-        """Unfinished withdrawals of a chain, oldest first (nonces are allocated in this order)."""
+    async def unfinished(self, chain: str, *, in_flight: bool, limit: int = UNFINISHED_BATCH_MAX) -> list[Row]:
+        """A chain's withdrawals still to move, oldest first: ``in_flight`` (signed or broadcast, by
+        nonce) or not yet signed. Two queries, so in-flight ones never starve new ones of a batch."""
+        statuses = "('signed', 'broadcast')" if in_flight else "('pending')"
+        order = "nonce" if in_flight else "id"
         return await self._store.fetch_all(
-            "SELECT * FROM withdrawals WHERE chain = ? AND status IN ('pending', 'signed', 'broadcast')"
-            " ORDER BY id LIMIT ?", chain, max(1, min(limit, UNFINISHED_BATCH_MAX)))
+            f"SELECT * FROM withdrawals WHERE chain = ? AND status IN {statuses} ORDER BY {order} LIMIT ?",
+            chain, max(1, min(limit, UNFINISHED_BATCH_MAX)))
+
+    async def latest_attempts(self, withdrawal_ids: Sequence[int]) -> dict[int, Row]:
+        """The newest signed transaction of each withdrawal, in one query per batch."""
+        out: dict[int, Row] = {}
+        ids = list(withdrawal_ids)
+        for start in range(0, len(ids), UNFINISHED_BATCH_MAX):
+            chunk = ids[start:start + UNFINISHED_BATCH_MAX]
+            marks = ", ".join("?" for _ in chunk)
+            rows = await self._store.fetch_all(
+                f"SELECT * FROM withdrawal_attempts WHERE withdrawal_id IN ({marks}) ORDER BY id", *chunk)
+            for row in rows:
+                out[row["withdrawal_id"]] = row  # ordered by id: the last one wins
+        return out
 
     async def attempts(self, withdrawal_id: int) -> list[Row]:
         """Every signed transaction of a withdrawal, oldest first."""
