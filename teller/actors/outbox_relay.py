@@ -31,7 +31,7 @@ from typing import Any
 from pykka import ActorDeadError
 
 from teller.errors import EventsUnavailable, TellerError
-from teller.events import PUBLISH_BATCH_MAX, Event, JetStreamPublisher
+from teller.events import EVENT_JSON_BYTES_MAX, PUBLISH_BATCH_MAX, Event, JetStreamPublisher
 from teller.runtime import ActorRuntimeError, AsyncioActor, Call
 from teller.storage import Outbox
 from teller.storage.notifications import OutboxRow, OutboxRows
@@ -45,6 +45,7 @@ POLL_INTERVAL_S = 0.5
 BACKOFF_BASE_S = 0.2
 BACKOFF_MAX_S = 5.0
 ERROR_TEXT_LEN_MAX = 300
+_EVENT_ENVELOPE_CHARS_MAX = 512  # id, type, user_id, created_at and the JSON around the payload
 _RELAY_MAILBOX_MAX = 16  # only timer ticks and wake-ups arrive here
 assert RELAY_BATCH_MAX <= PUBLISH_BATCH_MAX
 
@@ -79,7 +80,11 @@ def event_from_row(row: OutboxRow) -> Event:
         raise ValueError("outbox payload has no user_id string")
     rest = {k: v for k, v in payload.items() if k != "user_id"}
     event = Event(id=f"outbox-{row.id}", type=row.type, user_id=user_id, payload=rest, created_at=row.created_at)
-    event.to_json()  # over EVENT_JSON_BYTES_MAX raises here, not in the middle of a publish
+    # Over EVENT_JSON_BYTES_MAX must raise here, not in the middle of a publish. The stored text is
+    # ASCII-escaped JSON, never shorter than the event's payload re-encoded, so most rows need no
+    # trial serialization (it was ~10% of the relay's cost).
+    if not row.payload_chars or row.payload_chars + _EVENT_ENVELOPE_CHARS_MAX > EVENT_JSON_BYTES_MAX:
+        event.to_json()
     return event
 
 

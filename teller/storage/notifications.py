@@ -102,6 +102,7 @@ class OutboxRow:
     type: str
     payload: Any
     created_at: datetime
+    payload_chars: int = 0  # length of the stored JSON text (ASCII-escaped: >= its UTF-8 re-encoding)
 
 
 class OutboxRows:
@@ -133,4 +134,5 @@ def _outbox_row(row: dict[str, Any]) -> OutboxRow:
         payload = json.loads(row["payload"])
     except (TypeError, ValueError):
         payload = None  # the relay parks it; a bad row must not stop the queue
-    return OutboxRow(row["id"], row["type"], payload, row["created_at"])
+    text = row["payload"]
+    return OutboxRow(row["id"], row["type"], payload, row["created_at"], len(text) if isinstance(text, str) else 0)

@@ -97,17 +97,18 @@ async def test_a_malformed_row_is_parked_and_does_not_block_the_queue(
         store: Any, jetstream_names: JetStreamNames) -> None:
     await store.outbox.add(Event("deposit.credited", {"user_id": "1", "asset": "USDT"}))  # keys missing
     await store.outbox.add(Event("no.such.type", {"user_id": "1"}))
+    await store.outbox.add(Event("card.verified", {"user_id": "1", "card_masked": "x", "note": "é" * 9000}))
     await credit_deposit(store, telegram_id=TG)
     async with running_teller(store, names=jetstream_names) as teller:
         async def good_one_out() -> bool:
             return len(await stream_messages(jetstream_names)) == 1 and (
-                await events_flow(teller).status())["events"]["parked"] == 2
+                await events_flow(teller).status())["events"]["parked"] == 3
 
         await until(good_one_out, what="the good event published, the bad ones parked")
         rows = await store.fetch_all("SELECT id, parked_reason, delivered_at FROM outbox ORDER BY id")
-        assert [r["parked_reason"] is not None for r in rows] == [True, True, False]
-        assert [r["delivered_at"] is None for r in rows] == [True, True, False]  # parked rows are kept
-        assert await backlog(store) == 2  # and still counted: ops must look at them
+        assert [r["parked_reason"] is not None for r in rows] == [True, True, True, False]
+        assert [r["delivered_at"] is None for r in rows] == [True, True, True, False]  # parked rows are kept
+        assert await backlog(store) == 3  # and still counted: ops must look at them
 
 
 async def test_without_nats_events_go_straight_to_the_notifier(store: Any, botapi: BotApiServer) -> None:
