@@ -10,7 +10,8 @@ from aiohttp.test_utils import TestClient, TestServer
 from teller.storage import chain_account, user_account
 from teller.telegram.bot import set_webhook
 from teller.telegram.botapi_server import BotApiServer
-from tests.eventsflow.helpers import USDT, running_teller
+from teller.telegram.session import make_bot
+from tests.eventsflow.helpers import USDT, running_teller, settings_for_tests
 
 MINI_APP_URL = "https://wallet.example.org/app"
 SECRET = "webhook_secret-0123456789abcdef"
@@ -52,9 +53,6 @@ async def webhook_teller(store: Any, botapi: BotApiServer) -> Any:
 
 async def test_start_and_balance_by_webhook(store: Any, botapi: BotApiServer, webhook_teller: TestClient) -> None:
     await _fund(store)
-    from tests.eventsflow.helpers import settings_for_tests
-    from teller.telegram.session import make_bot
-
     bot = make_bot(settings_for_tests().auth.bot_token, api_base=botapi.api_base)
     try:
         await set_webhook(bot, public_base_url=str(webhook_teller.make_url("")), secret=SECRET)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from teller.storage import Event
 from teller.storage.notifications import Notifications
 from teller.telegram.botapi_server import BotApiServer
 from tests.eventsflow.helpers import backlog, credit_deposit, running_teller, until
@@ -75,8 +76,7 @@ async def test_events_delivered_but_never_notified_are_caught_up_on_start(store:
 
 
 async def test_an_event_for_an_unknown_user_is_skipped(store: Any, botapi: BotApiServer) -> None:
-    await store.outbox.add(__import__("teller.storage", fromlist=["Event"]).Event(
-        "card.verified", {"user_id": "999999", "card_masked": "6037****1234"}))
+    await store.outbox.add(Event("card.verified", {"user_id": "999999", "card_masked": "6037****1234"}))
     event_id = await _only_event_id(store)
     async with running_teller(store, botapi=botapi):
         async def skipped() -> bool:
