@@ -89,6 +89,23 @@ COMPONENTS: dict[str, Any] = {
     "Withdrawals": _obj({
         "withdrawals": {"type": "array", "items": ref("Withdrawal")}, "next_cursor": {"type": ["string", "null"]},
     }),
+    "DepositAddressRequest": _obj({"chain": {"type": "string", "maxLength": 32}}, extra=False),
+    "DepositAddress": _obj({"chain": {"type": "string"}, "address": {"type": "string"}}),
+    "Deposit": _obj({
+        "id": {"type": "string"}, "chain": {"type": "string"}, "asset": {"type": "string"}, "amount": AMOUNT,
+        "tx_hash": {"type": "string"}, "log_index": {"type": "integer"}, "block_number": {"type": "integer"},
+        "confirmations": {"type": "integer"}, "required_confirmations": {"type": "integer"},
+        "status": {"type": "string", "enum": ["pending", "credited", "orphaned"]}, "created_at": TIMESTAMP,
+        "credited_at": NULLABLE_TIMESTAMP,
+    }),
+    "Deposits": _obj({"deposits": {"type": "array", "items": ref("Deposit")}, "next_cursor": {"type": ["string", "null"]}},
+                     required=["deposits"]),
+    "FaucetRequest": _obj({
+        "chain": {"type": "string", "maxLength": 32}, "asset": {"type": "string", "maxLength": 32},
+        "amount": {"type": "string", "maxLength": 96}, "address": {"type": "string", "maxLength": 64},
+    }, required=[], extra=False),
+    "FaucetResult": _obj({"chain": {"type": "string"}, "asset": {"type": "string"}, "amount": AMOUNT,
+                          "tx_hash": {"type": "string"}}),
     "ClientConfig": _obj({"dev": {"type": "boolean"}, "bot_username": {"type": ["string", "null"]}}),
     "Health": _obj({"status": {"type": "string"}}),
     "StatusNode": {

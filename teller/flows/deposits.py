@@ -1,0 +1,130 @@
+"""The crypto deposit flow: a ChainWatcher per configured chain under ``chains``, and the HTTP service.
+
+Watchers run whenever chains are configured (they only need addresses, never keys); handing out new
+deposit addresses needs the signer (``feature_disabled`` without keys). ``ctx.overrides``:
+``deposit_client:<chain>`` (the watcher's ChainClient), ``deposit_start_block:<chain>`` (where a watcher with no
+checkpoint starts; default: the head), ``deposit_crash_hook`` (tests: ``fn(chain, step)``),
+``devchain:<chain>`` (the dev faucet's ``DevChain``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from teller.actors.chain_watcher import ChainWatcher
+from teller.actors.deposit_scan import ChainAssets, WatcherStatus
+from teller.chain.address import checksum, normalize_address
+from teller.chain.client import ChainClient
+from teller.chain.devchain import DevChain
+from teller.config import ChainSettings
+from teller.errors import ChainUnavailable, FeatureDisabled, UnknownChain
+from teller.flows.base import AppContext, Flow, ask_actor
+from teller.runtime import ChildSpec
+from teller.storage.deposits import Deposits
+from teller.storage.store import Row
+
+__all__ = ["build", "DepositService", "SERVICE_NAME", "CHAINS_SLOT", "chain_assets"]
+
+SERVICE_NAME = "deposits"
+CHAINS_SLOT = "chains"
+
+
+def chain_assets(chain: ChainSettings) -> ChainAssets:
+    return ChainAssets(
+        chain=chain.name, native_symbol=chain.native.symbol, native_decimals=chain.native.decimals,
+        tokens={normalize_address(t.contract): (t.symbol, t.decimals) for t in chain.tokens if t.contract},
+        confirmations=chain.confirmations)
+
+
+class DepositService:
+    """What the HTTP handlers call: a user's deposit address, their deposits, the dev faucet."""
+
+    def __init__(self, ctx: AppContext, *, statuses: dict[str, WatcherStatus]) -> None:
+        self._ctx = ctx
+        self.repo = Deposits(ctx.store)
+        self.statuses = statuses
+        self.chains = {c.name: c for c in ctx.settings.chains}
+        signer = ctx.settings.signer
+        self.signer_enabled = bool(signer.mnemonic or signer.keystore)
+
+    def chain(self, name: str) -> ChainSettings:
+        chain = self.chains.get(name)
+        if chain is None:
+            raise UnknownChain(f"unknown chain {name[:32]!r}")
+        return chain
+
+    async def address(self, user_id: int, chain_name: str) -> str:
+        """The user's deposit address on the chain (checksummed): the same one on every call."""
+        chain = self.chain(chain_name)
+        row = await self.repo.address_of(user_id, chain.name)
+        if row is None:
+            if not self.signer_enabled:
+                raise FeatureDisabled("deposit addresses need signer keys on this server")
+            settings = self._ctx.settings
+
+            async def derive(index: int) -> str:
+                return str(await ask_actor(self._ctx.handle("signer").call("address_for", index),
+                                           timeout_s=settings.server.upstream_timeout_s))
+
+            row = await self.repo.claim_address(user_id, chain.name, derive=derive,
+                                                reserved_index=settings.signer.hot_wallet_index)
+        return checksum(row["address"])
+
+    def confirmations(self, row: Row) -> int:
+        if row["status"] == "orphaned":
+            return 0
+        status = self.statuses.get(row["chain"])
+        top = status.checkpoint if status is not None and status.checkpoint is not None else row["block_number"]
+        return max(0, top - int(row["block_number"]) + 1)
+
+    async def faucet(self, user_id: int, *, chain_name: str, symbol: str, amount_minor: int,
+                     address: str | None) -> str:
+        """Dev only: send test funds to ``address`` (default: the caller's deposit address)."""
+        chain = self.chain(chain_name)
+        to = address if address is not None else await self.address(user_id, chain.name)
+        dev = self._ctx.overrides.get(f"devchain:{chain.name}") or DevChain(chain.rpc_url)
+        asset = chain.asset(symbol)
+        assert asset is not None
+        try:
+            if asset.contract is None:
+                return await asyncio.to_thread(dev.send_native, to=to, amount_wei=amount_minor, wait=False)
+            # The demo token is owned by the faucet, which mints (a Transfer log from 0x0, like any deposit).
+            return await asyncio.to_thread(dev.mint, asset.contract, to=to, amount_minor=amount_minor, wait=False)
+        except Exception as exc:  # noqa: BLE001 - DevChainError and transport errors alike: the dev node failed
+            raise ChainUnavailable(f"the dev chain refused the faucet transfer: {str(exc)[:200]}",
+                                   chain=chain.name) from exc
+
+
+def _watcher_factory(ctx: AppContext, chain: ChainSettings, client: ChainClient, status: WatcherStatus) -> Any:
+    assets = chain_assets(chain)
+    start_block = ctx.overrides.get(f"deposit_start_block:{chain.name}")
+    return lambda: ChainWatcher(chain=chain, store=ctx.store, client=client, assets=assets, wallet=ctx.wallet,
+                                status=status, start_block=start_block,
+                                crash_hook=ctx.overrides.get("deposit_crash_hook"))
+
+
+def build(ctx: AppContext) -> Flow:
+    from teller.http.deposits import routes
+
+    statuses = {c.name: WatcherStatus(chain=c.name) for c in ctx.settings.chains}
+    service = DepositService(ctx, statuses=statuses)
+    owned: list[ChainClient] = []
+    specs = []
+    for chain in ctx.settings.chains:
+        # A watcher's own client (not shared with withdrawals): a slow answer to one never holds the other.
+        client = ctx.overrides.get(f"deposit_client:{chain.name}")
+        if client is None:
+            client = ChainClient.from_settings(chain)
+            owned.append(client)
+        specs.append(ChildSpec(name=chain.name, factory=_watcher_factory(ctx, chain, client, statuses[chain.name])))
+
+    async def status() -> dict[str, Any]:
+        return {"chains": [s.as_json() for s in statuses.values()]}
+
+    async def close() -> None:
+        for client in owned:
+            await client.close()
+
+    return Flow(name="deposits", children={CHAINS_SLOT: tuple(specs)} if specs else {}, routes=tuple(routes(dev=ctx.settings.auth.dev)),
+                services={SERVICE_NAME: service}, status=status, close=close)
