@@ -92,3 +92,14 @@ async def test_a_full_queue_makes_callers_wait_and_close_drains_it(store) -> Non
     assert (await late).key == "late"  # submitted before close: it is finished, not dropped
     [balance] = await store.ledger.balances(6)
     assert balance.available_minor == 71
+
+
+async def test_a_batch_of_only_replays_and_conflicts_writes_nothing(store) -> None:
+    [first] = await store.ledger.transfer_many([credit(7, 5, "r1", outbox=[Event("y", {})])])
+    again = await store.ledger.transfer_many([credit(7, 5, "r1", outbox=[Event("y", {})]), credit(7, 6, "r1")])
+    assert isinstance(again[0], Transfer) and again[0].replayed and again[0] == Transfer(
+        **{**{f: getattr(first, f) for f in first.__slots__}, "replayed": True})
+    assert isinstance(again[1], IdempotencyConflict)
+    assert len(await store.fetch_all("SELECT * FROM outbox WHERE type = 'y'")) == 1
+    [balance] = await store.ledger.balances(7)
+    assert balance.available_minor == 5
