@@ -87,6 +87,7 @@ class Signer(AsyncioActor):
         # One thread: signing is CPU-bound and the GIL gives nothing to a second one.
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="signer")
         self._addresses: dict[int, str] = {}
+        self._hot_key_bytes: bytes | None = None
 
     def __repr__(self) -> str:
         return "Signer(<keys hidden>)"
@@ -115,6 +116,13 @@ class Signer(AsyncioActor):
             self._addresses[index] = address
         return address
 
+    def _hot_key(self) -> bytes:
+        """The hot wallet's key, derived once (BIP-32 derivation costs about as much as a signature).
+        Called on the signer's thread only; the key never leaves this actor."""
+        if self._hot_key_bytes is None:
+            self._hot_key_bytes = self.wallet.private_key(self._settings.hot_wallet_index)
+        return self._hot_key_bytes
+
     async def hot_wallet_address(self) -> str:
         return await self.address_for(self._settings.hot_wallet_index)
 
@@ -139,12 +147,11 @@ class Signer(AsyncioActor):
         asset = chain.asset(row["asset"])
         if asset is None:
             raise SigningRefused("the asset is not configured on this chain")
-        index = self._settings.hot_wallet_index
         to_address, amount_minor = row["to_address"], row["amount_minor"]
-        wallet = self.wallet
+        hot_key = self._hot_key
 
         def sign() -> SignedTx:
-            key = wallet.private_key(index)
+            key = hot_key()
             fees = {"max_fee_per_gas_wei": request.max_fee_per_gas_wei,
                     "max_priority_fee_per_gas_wei": request.max_priority_fee_per_gas_wei}
             if asset.contract is None:

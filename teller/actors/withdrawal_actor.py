@@ -134,7 +134,7 @@ class WithdrawalActor(AsyncioActor):
                 if attempt is None:
                     continue  # impossible by construction (nonce and attempt are one transaction)
                 age_s = (utc_now() - attempt["created_at"]).total_seconds()
-                if row["status"] == "broadcast" and age_s >= self._chain.replace_after_s:
+                if age_s >= self._chain.replace_after_s:  # stuck (not mined, or never accepted): re-price
                     fees = fees or await self._fees()
                     await self._replace(row, attempt, fees)
                 elif row["status"] == "signed" or nonce >= pool_nonce:
