@@ -299,7 +299,7 @@ class ChainWatcher(AsyncioActor):
             raise ChainUnavailable("wallet busy") from None
 
     def _credit_command(self, row: Row) -> Callable[[Any, int], Any]:
-        chain, repo, assets = self.name, self.repo, self.assets
+        chain, repo, assets, hook = self.name, self.repo, self.assets, self._hook
         code = f"{chain}:{row['asset']}"
         event = deposit_event(EventType.DEPOSIT_CREDITED, user_id=int(row["user_id"]), chain=chain,
                               asset=row["asset"], amount_minor=row["amount_minor"],
@@ -314,5 +314,6 @@ class ChainWatcher(AsyncioActor):
                 outbox=[event], writes=repo.credit_writes(row))
             if transfer.replayed:
                 await repo.mark_credited(row)   # credited before; bring a row that missed it in line
+            hook("credit_committed")
 
         return credit
