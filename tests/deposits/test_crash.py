@@ -106,7 +106,9 @@ def _raw_settings(devnet: Any, store_url: str) -> dict[str, Any]:
     }
 
 
-@pytest.mark.parametrize("step", ["scanned", "committed", "credit_committed"])
+# One step only: a subprocess start costs ~10 s here (the app's imports); the in-process tests cover the
+# others. credit_committed is the sharpest: some credits durable, the rest not, the range committed.
+@pytest.mark.parametrize("step", ["credit_committed"])
 async def test_a_sigkilled_teller_credits_nothing_twice_and_misses_nothing(store, store_url, devnet, step) -> None:
     dev = devnet.dev
     dev.set_automine(False)
