@@ -17,7 +17,7 @@ from teller.storage.store import StaleWrite
 
 __all__ = ["apply_batch"]
 
-_CALL = "SELECT * FROM teller_apply_transfers($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13)"
+_CALL = "SELECT * FROM teller_apply_transfers_v2($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13)"
 
 
 async def apply_batch(conn: asyncpg.Connection, batch: Sequence[TransferRequest],

@@ -16,6 +16,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import asyncpg
 
 from teller.storage import _engine_pg
+from teller.storage._pg_function import APPLY_TRANSFERS_V2_SQL
 from teller.storage.ledger_types import Outcome, TransferRequest
 from teller.storage.schema import MIGRATIONS, render
 from teller.storage.store import (
@@ -123,6 +124,10 @@ class PostgresStore(Store):
                     await conn.execute(migration.postgresql_only)
                 await conn.execute("INSERT INTO schema_migrations (version, name) VALUES ($1, $2)",
                                    migration.version, migration.name)
+            # The ledger's batch function is code, not data: (re)installed at every open, like a
+            # repeatable migration, under the migration lock. A new version gets a new name, so
+            # processes still running the old code keep their old function.
+            await conn.execute(APPLY_TRANSFERS_V2_SQL)
 
     async def fetch_one(self, sql: str, *params: Any) -> Row | None:
         try:
