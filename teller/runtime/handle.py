@@ -49,7 +49,7 @@ class Handle:
 
     __slots__ = (
         "spec", "path", "parent", "ctx", "key", "state", "restarts", "last_failure", "generation",
-        "attempt", "last_crash_at", "last_used", "seen_processed", "activator",
+        "attempt", "last_crash_at", "last_used", "seen_processed",
         "_actor", "_current", "_buffer", "_processed_before", "_stopping", "_awaiting_start",
     )  # fmt: skip
 
@@ -77,7 +77,6 @@ class Handle:
         self.last_crash_at: float | None = None
         self.last_used = 0.0
         self.seen_processed = 0
-        self.activator: Callable[[Handle], Handle] | None = None
         self._actor: AsyncioActor | None = None  # where messages go now (None: buffer or refuse)
         self._current: AsyncioActor | None = None  # the live instance, even while it stops
         self._buffer: deque[Envelope[Any]] | None = None
@@ -91,6 +90,11 @@ class Handle:
     @property
     def name(self) -> str:
         return self.path.rsplit("/", 1)[-1]
+
+    @property
+    def activator(self) -> Callable[[Handle], Handle] | None:
+        """A keyed child's way back to its key's live child (kept on the parent, not per handle)."""
+        return None if self.key is _NO_KEY else self.parent._reactivate  # type: ignore[attr-defined]
 
     @property
     def restart(self) -> Restart:
@@ -140,8 +144,8 @@ class Handle:
                 raise RestartBufferFull(f"{self.path} is restarting and its buffer is full")
             buffer.append(envelope)
             return
-        if self.activator is not None:
-            target = self.activator(self)
+        if self.key is not _NO_KEY:  # a keyed child kept across its passivation: re-activate
+            target = self.parent._reactivate(self)  # type: ignore[attr-defined]
             if target._actor is not None or target.state is not STOPPED:
                 target._deliver(envelope)
                 return
@@ -162,7 +166,7 @@ class Handle:
         else:
             actor = spec.factory()
         self.generation += 1
-        actor._launch(path=self.path, exit_hook=self._on_exit)
+        actor._launch(path=self.path, owner=self)
         self._current = actor
         self._actor = actor
         self.state = RUNNING
@@ -244,9 +248,7 @@ class Handle:
             self.abandon(reason, failed=False)
             return
         self.state = RESTARTING
-        assert actor._started is not None
-        start_failed = actor._started.result() is not None
-        if start_failed and self._awaiting_start:
+        if actor.start_failed and self._awaiting_start:
             return  # start() raises it to the parent
         self.parent.child_exit(self, reason, self.generation)
 

@@ -87,7 +87,6 @@ class KeyedSupervisor:
             self._passivate_oldest()
         if handle is None:
             handle = Handle(spec=self.spec, path=f"{self.path}/{key}", parent=self, ctx=self.ctx, key=key)
-            handle.activator = self._reactivate
         handle.last_used = self.ctx.clock()
         handle.seen_processed = handle.processed
         self._live[key] = handle

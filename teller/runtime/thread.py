@@ -40,9 +40,6 @@ class ThreadActor(AsyncioActor):
             raise TypeError(f"{type(self).__name__}: ThreadActor handlers must not be async def")
         return result
 
-    async def _exit(self, reason: BaseException | None, stop_envelope: Any) -> None:
-        try:
-            await super()._exit(reason, stop_envelope)
-        finally:
-            if self._executor is not None:
-                self._executor.shutdown(wait=False)
+    def _after_exit(self) -> None:
+        if self._executor is not None:
+            self._executor.shutdown(wait=False)
