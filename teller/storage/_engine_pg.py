@@ -18,6 +18,9 @@ from teller.storage.store import StaleWrite
 __all__ = ["apply_batch"]
 
 _CALL = "SELECT * FROM teller_apply_transfers_v2($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13)"
+# A batch of new money moves only (no post/void) takes the set-based function.
+_CALL_MOVES = "SELECT * FROM teller_apply_moves($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13)"
+_MOVES = frozenset(("single", "pending"))
 
 
 async def apply_batch(conn: asyncpg.Connection, batch: Sequence[TransferRequest],
@@ -77,7 +80,7 @@ async def _call(conn: asyncpg.Connection, batch: Sequence[TransferRequest]) -> l
             event_types.append(event_type)
             event_payloads.append(payload)
     rows = await conn.fetch(
-        _CALL,
+        _CALL_MOVES if all(r.kind in _MOVES for r in batch) else _CALL,
         [r.kind for r in batch], [r.key for r in batch], [r.debit for r in batch], [r.credit for r in batch],
         [r.asset for r in batch], [r.amount_minor for r in batch], [r.pending_key for r in batch],
         [r.fingerprint for r in batch], [r.debit_user_id for r in batch], [r.credit_user_id for r in batch],

@@ -12,7 +12,7 @@ Per transfer it returns (idx, status, row…); status is one of ok, replay, conf
 not_found, resolved, too_much, asset_mismatch.
 """
 
-__all__ = ["APPLY_TRANSFERS_SQL", "APPLY_TRANSFERS_V2_SQL"]
+__all__ = ["APPLY_TRANSFERS_SQL", "APPLY_TRANSFERS_V2_SQL", "APPLY_MOVES_SQL"]
 
 APPLY_TRANSFERS_SQL = r"""
 CREATE OR REPLACE FUNCTION teller_apply_transfers(
@@ -295,6 +295,133 @@ BEGIN
         SELECT e.ty, e.pl FROM unnest(p_event_idx, p_event_types, p_event_payloads) WITH ORDINALITY AS e(ix, ty, pl, o)
          WHERE okf[e.ix] ORDER BY e.o;
     END IF;
+END
+$fn$;
+"""
+
+# The common batch, set-based: only new money moves (kinds ``single`` and ``pending``, no post or
+# void, which need a hold row written earlier in the same batch). Same arguments and result as
+# v2. Each transfer is decided in a loop over arrays only (no statement per transfer), then the
+# accepted ones are inserted with one INSERT, the accounts written with one UPDATE, the events
+# with one INSERT, and the results read back with one join on the keys. Should another
+# transaction commit one of our keys between our look-up and our INSERT (possible only with
+# accounts disjoint from ours, since ours are locked), the whole batch fails with a
+# serialization failure and the caller retries it; then that key is found up front.
+APPLY_MOVES_SQL = r"""
+CREATE OR REPLACE FUNCTION teller_apply_moves(
+    p_kinds text[], p_keys text[], p_debits text[], p_credits text[], p_assets text[],
+    p_amounts numeric[], p_pending_keys text[], p_fingerprints text[],
+    p_debit_users bigint[], p_credit_users bigint[],
+    p_event_idx int[], p_event_types text[], p_event_payloads text[])
+RETURNS TABLE (r_idx int, r_status text, r_id bigint, r_kind text, r_debit text, r_credit text,
+               r_asset text, r_amount numeric, r_pending_key text, r_created_at timestamptz)
+LANGUAGE plpgsql AS $fn$
+DECLARE
+    n int := coalesce(array_length(p_keys, 1), 0);
+    i int;
+    existing text[];
+    a_names text[]; a_assets text[]; a_users bigint[];
+    a_pd numeric[]; a_pc numeric[]; a_ped numeric[]; a_pec numeric[];
+    dpos int[]; cpos int[]; grp int[];
+    won int[];
+    st text[] := array_fill(NULL::text, ARRAY[greatest(n, 1)]);
+    dp int; cp int;
+    accepted int := 0;
+    inserted int;
+BEGIN
+    IF EXISTS (SELECT 1 FROM unnest(p_kinds) AS k WHERE k NOT IN ('single', 'pending')) THEN
+        RAISE EXCEPTION 'teller_apply_moves takes only single and pending transfers';
+    END IF;
+    existing := ARRAY(SELECT tr.key FROM transfers tr WHERE tr.key = ANY(p_keys));
+    IF cardinality(existing) > 0 AND cardinality(existing) = (SELECT count(DISTINCT k) FROM unnest(p_keys) AS k) THEN
+        RETURN QUERY
+        SELECT x.o::int, CASE WHEN tr.fingerprint = x.fp THEN 'replay' ELSE 'conflict' END, tr.id, tr.kind,
+               tr.debit, tr.credit, tr.asset, tr.amount_minor, tr.pending_key, tr.created_at
+          FROM unnest(p_keys, p_fingerprints) WITH ORDINALITY AS x(k, fp, o) JOIN transfers tr ON tr.key = x.k
+         ORDER BY x.o;
+        RETURN;
+    END IF;
+    INSERT INTO accounts (name, asset, user_id)
+    SELECT DISTINCT ON (nm) nm, a, u FROM (
+        SELECT * FROM unnest(p_debits, p_assets, p_debit_users) AS x(nm, a, u)
+        UNION ALL SELECT * FROM unnest(p_credits, p_assets, p_credit_users) AS y(nm, a, u)
+    ) s WHERE nm IS NOT NULL ORDER BY nm
+    ON CONFLICT (name) DO NOTHING;
+    SELECT array_agg(l.name), array_agg(l.asset), array_agg(l.user_id), array_agg(l.posted_debits_minor),
+           array_agg(l.posted_credits_minor), array_agg(l.pending_debits_minor), array_agg(l.pending_credits_minor)
+      INTO a_names, a_assets, a_users, a_pd, a_pc, a_ped, a_pec
+      FROM (SELECT * FROM accounts WHERE name IN (SELECT unnest(p_debits) UNION SELECT unnest(p_credits))
+            ORDER BY name FOR UPDATE) l;
+    -- After the locks: a key committed meanwhile by a transaction on our accounts is seen now.
+    existing := ARRAY(SELECT tr.key FROM transfers tr WHERE tr.key = ANY(p_keys));
+    SELECT array_agg(dn.pos ORDER BY x.o), array_agg(cn.pos ORDER BY x.o), array_agg(x.g ORDER BY x.o)
+      INTO dpos, cpos, grp
+      FROM (SELECT u.*, dense_rank() OVER (ORDER BY u.k) AS g
+              FROM unnest(p_debits, p_credits, p_keys) WITH ORDINALITY AS u(dnm, cnm, k, o)) x
+      LEFT JOIN unnest(a_names) WITH ORDINALITY AS dn(nm, pos) ON dn.nm = x.dnm
+      LEFT JOIN unnest(a_names) WITH ORDINALITY AS cn(nm, pos) ON cn.nm = x.cnm;
+    won := array_fill(0, ARRAY[greatest(n, 1)]);
+
+    FOR i IN 1..n LOOP
+        IF cardinality(existing) > 0 AND p_keys[i] = ANY(existing) THEN
+            st[i] := 'known'; CONTINUE;
+        END IF;
+        IF won[grp[i]] > 0 THEN  -- the same key went in earlier in this batch
+            st[i] := 'known'; CONTINUE;
+        END IF;
+        dp := dpos[i]; cp := cpos[i];
+        IF a_assets[dp] <> p_assets[i] OR a_assets[cp] <> p_assets[i] THEN
+            st[i] := 'asset_mismatch'; CONTINUE;
+        END IF;
+        IF a_users[dp] IS NOT NULL AND a_pc[dp] - a_pd[dp] - a_ped[dp] < p_amounts[i] THEN
+            st[i] := 'insufficient'; CONTINUE;
+        END IF;
+        IF p_kinds[i] = 'single' THEN
+            a_pd[dp] := a_pd[dp] + p_amounts[i];
+            a_pc[cp] := a_pc[cp] + p_amounts[i];
+        ELSE
+            a_ped[dp] := a_ped[dp] + p_amounts[i];
+            a_pec[cp] := a_pec[cp] + p_amounts[i];
+        END IF;
+        st[i] := 'ok'; won[grp[i]] := i; accepted := accepted + 1;
+    END LOOP;
+
+    IF accepted > 0 THEN
+        INSERT INTO transfers (key, kind, debit, credit, asset, amount_minor, pending_key, status,
+                               fingerprint, debit_user_id, credit_user_id)
+        SELECT x.k, x.kind, x.d, x.c, x.a, x.m, NULL, CASE WHEN x.kind = 'single' THEN 'posted' ELSE 'pending' END,
+               x.f, x.du, x.cu
+          FROM unnest(p_keys, p_kinds, p_debits, p_credits, p_assets, p_amounts, p_fingerprints, p_debit_users,
+                      p_credit_users, st) WITH ORDINALITY AS x(k, kind, d, c, a, m, f, du, cu, s, o)
+         WHERE x.s = 'ok' ORDER BY x.o
+        ON CONFLICT DO NOTHING;
+        GET DIAGNOSTICS inserted = ROW_COUNT;
+        IF inserted <> accepted THEN
+            RAISE EXCEPTION 'a ledger key was committed concurrently; retry the batch'
+                USING ERRCODE = 'serialization_failure';
+        END IF;
+        UPDATE accounts a SET posted_debits_minor = u.pd, posted_credits_minor = u.pc,
+                              pending_debits_minor = u.ped, pending_credits_minor = u.pec
+          FROM unnest(a_names, a_pd, a_pc, a_ped, a_pec) AS u(nm, pd, pc, ped, pec)
+         WHERE a.name = u.nm
+           AND (a.posted_debits_minor, a.posted_credits_minor, a.pending_debits_minor, a.pending_credits_minor)
+               IS DISTINCT FROM (u.pd, u.pc, u.ped, u.pec);
+        IF array_length(p_event_idx, 1) > 0 THEN
+            INSERT INTO outbox (type, payload)
+            SELECT e.ty, e.pl FROM unnest(p_event_idx, p_event_types, p_event_payloads) WITH ORDINALITY AS e(ix, ty, pl, o)
+             WHERE st[e.ix] = 'ok' ORDER BY e.o;
+        END IF;
+    END IF;
+
+    RETURN QUERY
+    SELECT x.o::int,
+           CASE WHEN x.s = 'ok' THEN 'ok'
+                WHEN x.s = 'known' THEN CASE WHEN tr.fingerprint = x.f THEN 'replay' ELSE 'conflict' END
+                ELSE x.s END,
+           tr.id, tr.kind, tr.debit, tr.credit, tr.asset, tr.amount_minor, tr.pending_key, tr.created_at
+      FROM unnest(p_keys, p_fingerprints, st) WITH ORDINALITY AS x(k, f, s, o)
+      LEFT JOIN transfers tr ON tr.key = x.k AND x.s IN ('ok', 'known')
+     ORDER BY x.o;
 END
 $fn$;
 """

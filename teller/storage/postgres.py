@@ -16,7 +16,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import asyncpg
 
 from teller.storage import _engine_pg
-from teller.storage._pg_function import APPLY_TRANSFERS_V2_SQL
+from teller.storage._pg_function import APPLY_MOVES_SQL, APPLY_TRANSFERS_V2_SQL
 from teller.storage.ledger_types import Outcome, TransferRequest
 from teller.storage.schema import MIGRATIONS, render
 from teller.storage.store import (
@@ -128,6 +128,7 @@ class PostgresStore(Store):
             # repeatable migration, under the migration lock. A new version gets a new name, so
             # processes still running the old code keep their old function.
             await conn.execute(APPLY_TRANSFERS_V2_SQL)
+            await conn.execute(APPLY_MOVES_SQL)
 
     async def fetch_one(self, sql: str, *params: Any) -> Row | None:
         try:
