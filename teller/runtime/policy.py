@@ -6,6 +6,8 @@ a plain function a test can table.
 
 from __future__ import annotations
 
+from bisect import bisect_right
+
 from teller.runtime.spec import Backoff, Intensity, Restart, Strategy
 
 
@@ -21,9 +23,21 @@ def should_restart(restart: Restart, reason: BaseException | None) -> bool:
 def within_intensity(
     history: tuple[float, ...], now: float, intensity: Intensity
 ) -> tuple[bool, tuple[float, ...]]:
-    """Record a restart at ``now``; allowed while restarts in the window stay <= restarts_max."""
-    kept = tuple(at for at in history if now - at < intensity.period_s) + (now,)
-    return len(kept) <= intensity.restarts_max, kept
+    """Record a restart at ``now``; allowed while restarts in the window stay <= restarts_max.
+
+    ``history`` is in time order (each call appends ``now``), so the window starts at a bisection
+    and only the last ``restarts_max`` entries can matter later: the kept tuple never grows past
+    ``restarts_max + 1``, and a decision costs O(log n), not a Python loop over every restart.
+    """
+    start = bisect_right(history, now - intensity.period_s)
+    # Float rounding at the window's edge: keep the rule exactly `now - at < period_s`.
+    while start > 0 and now - history[start - 1] < intensity.period_s:
+        start -= 1
+    while start < len(history) and not now - history[start] < intensity.period_s:
+        start += 1
+    in_window = len(history) - start + 1
+    kept = history[max(start, len(history) - intensity.restarts_max) :] + (now,)
+    return in_window <= intensity.restarts_max, kept
 
 
 def next_attempt(attempt: int, last_crash_at: float | None, now: float, backoff: Backoff) -> int:

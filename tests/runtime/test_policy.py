@@ -51,3 +51,22 @@ def test_affected_children_per_strategy() -> None:
     assert list(affected(Strategy.ONE_FOR_ONE, 1, 4)) == [1]
     assert list(affected(Strategy.ONE_FOR_ALL, 1, 4)) == [0, 1, 2, 3]
     assert list(affected(Strategy.REST_FOR_ONE, 1, 4)) == [1, 2, 3]
+
+
+@given(
+    gaps=st.lists(st.floats(min_value=0.0, max_value=5.0, allow_nan=False), max_size=40),
+    restarts_max=st.integers(min_value=0, max_value=6),
+    period_s=st.floats(min_value=0.1, max_value=20.0, allow_nan=False),
+)
+def test_intensity_decisions_match_counting_every_restart_in_the_window(
+    gaps: list[float], restarts_max: int, period_s: float
+) -> None:
+    intensity = Intensity(restarts_max=restarts_max, period_s=period_s)
+    history: tuple[float, ...] = ()
+    every: list[float] = []
+    now = 0.0
+    for gap in gaps:
+        now += gap
+        every.append(now)
+        allowed, history = within_intensity(history, now, intensity)
+        assert allowed == (sum(1 for at in every if now - at < period_s) <= restarts_max)
