@@ -30,7 +30,7 @@ import pykka
 from pykka import ActorDeadError, ActorRef, ActorRegistry
 from pykka._envelope import Envelope
 from pykka._introspection import get_attr_directly
-from pykka.messages import ProxyCall, _ActorStop
+from pykka.messages import ProxyCall, ProxyGetAttr, ProxySetAttr, _ActorStop
 
 from teller.log import get_logger
 from teller.runtime.errors import ActorKilled
@@ -41,6 +41,7 @@ PUMP_BATCH_MAX = 256
 """Messages an actor handles in one loop callback before it lets other callbacks run."""
 
 _PENDING: Any = object()
+_PYKKA_MESSAGES = frozenset({ProxyGetAttr, ProxySetAttr})
 
 ExitHook = Callable[["AsyncioActor", BaseException | None, list[Envelope[Any]]], None]
 """Called on the loop when an actor instance ends: (actor, reason or None, unhandled envelopes)."""
@@ -213,7 +214,9 @@ class AsyncioActor(pykka.Actor):
             return getattr(self, msg.name)(*msg.args, **msg.kwargs)
         if kind is ProxyCall:
             return get_attr_directly(self, msg.attr_path)(*msg.args, **msg.kwargs)
-        return self._handle_receive(msg)
+        if kind in _PYKKA_MESSAGES:
+            return self._handle_receive(msg)  # pykka's attribute get/set through a proxy
+        return self.on_receive(msg)  # what pykka's _handle_receive ends in, minus 4 isinstance checks
 
     # -- running: a loop callback while handlers are plain functions, a task while one awaits -----
     def _pump(self) -> None:

@@ -18,12 +18,14 @@ from collections.abc import Generator
 from typing import Any, TypeVar
 
 import pykka
+import pykka._future
 
 from teller.runtime.errors import AskTimeout, BlockingGetOnLoop
 
 T = TypeVar("T")
 
 _PENDING: Any = object()
+_UNSET: Any = pykka._future._Unset()  # pykka's "no get-hook result yet"; only ever replaced, never mutated
 _get_ident = threading.get_ident
 _running_loop = asyncio._get_running_loop  # the C fast path; public get_running_loop raises
 
@@ -31,16 +33,19 @@ _running_loop = asyncio._get_running_loop  # the C fast path; public get_running
 class AsyncioFuture(pykka.Future[T]):
     """Completes from any thread; ``await`` never blocks the loop; ``get()`` on the loop raises."""
 
-    __slots__ = ("_value", "_exc", "_waiter", "_waiter_loop", "_waiter_thread", "_event")
+    # Class-level defaults instead of __slots__ and pykka's __init__ (which allocates an ``_Unset``
+    # per future): one future per ask, and an instance only stores what it changes.
+    _value: Any = _PENDING
+    _exc: BaseException | None = None
+    _waiter: asyncio.Future[None] | None = None
+    _waiter_loop: asyncio.AbstractEventLoop | None = None
+    _waiter_thread: int = 0
+    _event: threading.Event | None = None
+    _get_hook = None
+    _get_hook_result: Any = _UNSET
 
     def __init__(self) -> None:
-        super().__init__()
-        self._value: Any = _PENDING
-        self._exc: BaseException | None = None
-        self._waiter: asyncio.Future[None] | None = None
-        self._waiter_loop: asyncio.AbstractEventLoop | None = None
-        self._waiter_thread = 0
-        self._event: threading.Event | None = None
+        pass  # everything starts from the class defaults above
 
     def __repr__(self) -> str:
         return "<AsyncioFuture done>" if self.done() else "<AsyncioFuture pending>"
