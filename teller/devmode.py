@@ -2,7 +2,7 @@
 
 Starts a local anvil with a demo USDT token, the Paystar sandbox (which also serves the bank
 statement), and builds settings for SQLite under ``var/``, Telegram messages to the log and
-events in-process. Secrets for dev (JWT key, ops token) are generated once into
+events in-process. ``TELLER_PORT`` and ``TELLER_DEV_SANDBOX_PORT`` move the two listening ports. Secrets for dev (JWT key, ops token) are generated once into
 ``var/dev-secrets.json`` and reused, so tokens survive a restart. The signer uses a public dev
 mnemonic, never a real one, and its hot wallet is funded from the dev faucet.
 """
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import secrets
 import sys
 from collections.abc import AsyncIterator
@@ -44,10 +45,10 @@ def _dev_secrets(var_dir: Path) -> dict[str, str]:
     return values
 
 
-def dev_settings(*, var_dir: Path, rpc_url: str, token_address: str, sandbox_url: str) -> Settings:
+def dev_settings(*, var_dir: Path, rpc_url: str, token_address: str, sandbox: Any) -> Settings:
     dev_secrets = _dev_secrets(var_dir)
     return settings_from_mapping({
-        "server": {"host": "127.0.0.1", "port": 8080, "node": "teller-dev"},
+        "server": {"host": "127.0.0.1", "port": int(os.environ.get("TELLER_PORT", "8080")), "node": "teller-dev"},
         "database": {"url": f"sqlite:///{var_dir / 'teller.db'}"},
         "auth": {"bot_token": DEV_BOT_TOKEN, "jwt_secret": dev_secrets["jwt_secret"],
                  "ops_token": dev_secrets["ops_token"], "dev": True},
@@ -60,10 +61,10 @@ def dev_settings(*, var_dir: Path, rpc_url: str, token_address: str, sandbox_url
                         "min_withdrawal": "1", "withdrawal_fee": "0.5"}],
         }],
         "limits": {"withdrawal_daily_per_user": {"USDT": "10000", "ETH": "5"}},
-        "paystar": {"base_url": sandbox_url, "application_id": "dev-app", "access_password": "dev-password",
-                    "refresh_token": "dev-refresh-token"},
+        "paystar": {"base_url": sandbox.url, "application_id": sandbox.state.application_id,
+                    "access_password": sandbox.state.access_password, "refresh_token": sandbox.state.refresh_token},
         "irt": {"company_iban": "IR820540102680020817909002", "account_owner": "Teller Dev Co",
-                "bank": "Parsian", "statement_url": sandbox_url, "statement_poll_interval_s": 2.0},
+                "bank": "Parsian", "statement_url": sandbox.url, "statement_poll_interval_s": 2.0},
         "telegram": {"mode": "off"},
     }, environ={})
 
@@ -86,12 +87,12 @@ async def dev_environment(*, var_dir: str) -> AsyncIterator[tuple[Settings, dict
         hot_wallet = HdWallet(DEV_SIGNER_MNEMONIC).address(0)
         await asyncio.to_thread(dev.set_balance, hot_wallet, HOT_WALLET_FUND_WEI)
         await asyncio.to_thread(dev.mint, token, to=hot_wallet, amount_minor=HOT_WALLET_FUND_USDT_MINOR)
-        sandbox = await start_sandbox("127.0.0.1", DEV_SANDBOX_PORT)
+        sandbox = await start_sandbox("127.0.0.1", int(os.environ.get("TELLER_DEV_SANDBOX_PORT", DEV_SANDBOX_PORT)))
         # anvil is new on every start: a chain from an earlier run is gone, so its DB is too.
         db_path = root / "teller.db"
         for stale in (db_path, root / "teller.db-wal", root / "teller.db-shm"):
             stale.unlink(missing_ok=True)
-        settings = dev_settings(var_dir=root, rpc_url=anvil.url, token_address=token, sandbox_url=sandbox.url)
+        settings = dev_settings(var_dir=root, rpc_url=anvil.url, token_address=token, sandbox=sandbox)
         _log.info("devmode.ready", rpc_url=anvil.url, token=token, sandbox=sandbox.url, hot_wallet=hot_wallet,
                   mini_app=f"http://{settings.server.host}:{settings.server.port}/",
                   ops_token_file=str(root / "dev-secrets.json"))
