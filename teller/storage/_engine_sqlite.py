@@ -83,6 +83,7 @@ class _Batch:
         self.batch = batch
         self.now = now
         self.now_text = format_ts(now)
+        self.now_stored = parse_ts(self.now_text)  # what a reader of the row gets back (ms precision)
         self.known: dict[str, dict[str, Any]] = {}
         self.hold_status_db: dict[str, str] = {}   # holds read from the DB: their status before us
         self.accounts: dict[str, list[Any]] = {}
@@ -143,14 +144,16 @@ class _Batch:
                 self.hold_status_db[key] = known["status"]
         names = {n for r in self.batch for n in (r.debit, r.credit) if n}
         names |= {n for r in self.known.values() for n in (r["debit"], r["credit"])}
+        cur = self.conn.cursor()
+        cur.row_factory = None
         for chunk in _chunks(sorted(names)):
             marks = ",".join("?" * len(chunk))
-            for row in self.conn.execute(f"SELECT * FROM accounts WHERE name IN ({marks})", tuple(chunk)):
-                self.accounts[row["name"]] = [
-                    row["asset"], row["user_id"], int(row["posted_debits_minor"]), int(row["posted_credits_minor"]),
-                    int(row["pending_debits_minor"]), int(row["pending_credits_minor"]), _CLEAN,
-                ]
-        self.next_id = self.conn.execute("SELECT coalesce(max(id), 0) + 1 FROM transfers").fetchone()[0]
+            for name, asset, user_id, pd, pc, ped, pec in cur.execute(
+                    "SELECT name, asset, user_id, posted_debits_minor, posted_credits_minor, pending_debits_minor,"
+                    f" pending_credits_minor FROM accounts WHERE name IN ({marks})", tuple(chunk)):
+                self.accounts[name] = [asset, user_id, int(pd), int(pc), int(ped), int(pec), _CLEAN]
+        self.next_id = cur.execute("SELECT coalesce(max(id), 0) + 1 FROM transfers").fetchone()[0]
+        cur.close()
 
     # -- deciding ------------------------------------------------------------------------------
     def _decide_plain(self, req: TransferRequest) -> Outcome:
@@ -196,8 +199,11 @@ class _Batch:
             row = self._resolve(req)
         self.known[req.key] = row
         self.new_rows.append(row)
-        self.events.extend((t, p, self.now_text) for t, p in req.events)
-        return _transfer(row, self.now, replayed=False)
+        if req.events:
+            self.events.extend([(t, p, self.now_text) for t, p in req.events])
+        return Transfer(  # built from what we hold: no parsing of what we are about to write
+            id=row["id"], key=req.key, kind=req.kind, debit=row["debit"], credit=row["credit"], asset=row["asset"],
+            amount_minor=row["amount_minor"], pending_key=req.pending_key, created_at=self.now_stored, replayed=False)
 
     def _move(self, req: TransferRequest) -> dict[str, Any]:
         assert req.debit and req.credit and req.asset and req.amount_minor is not None
