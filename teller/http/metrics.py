@@ -31,6 +31,8 @@ class HttpMetrics:
         self.outbox_oldest_age = Gauge(
             "teller_outbox_oldest_age_seconds", "Age of the oldest undelivered outbox event", registry=self.registry,
         )
+        self.events = Gauge("teller_events", "Outbox relay and notifier counts since start", ["what"],
+                            registry=self.registry)
         self.chain_lag = Gauge("teller_chain_lag_blocks", "Blocks behind the head", ["chain"], registry=self.registry)
 
     def render(self) -> bytes:

@@ -73,6 +73,11 @@ async def ops_metrics(request: web.Request) -> web.Response:
     outbox = doc.get("outbox") or {}
     services.metrics.outbox_backlog.set(outbox.get("backlog", 0))
     services.metrics.outbox_oldest_age.set(outbox.get("oldest_age_s") or 0)
+    events = doc.get("events") or {}
+    for section in ("relay", "notifications"):
+        for name, value in (events.get(section) or {}).items():
+            if isinstance(value, int) and not isinstance(value, bool):
+                services.metrics.events.labels(f"{section}_{name}").set(value)
     # max(id) rather than count(*): constant time on a large table, and ids only grow.
     row = await services.store.fetch_one("SELECT max(id) AS n FROM transfers")
     services.metrics.ledger_transfers.set((row or {}).get("n") or 0)
