@@ -58,12 +58,19 @@ def run_writes(conn: sqlite3.Connection, writes: Sequence[Write]) -> list[int]:
 
 
 def apply_batch(conn: sqlite3.Connection, batch: Sequence[TransferRequest], now: datetime) -> list[Outcome]:
-    replays = _Batch(conn, batch, now).replays_only()
-    if replays is not None:
-        return replays  # answered by one read, without taking the write lock
+    work = _Batch(conn, batch, now)
+    version = conn.execute("PRAGMA data_version").fetchone()[0]
+    rows = work._load_keys()
+    if all(r.key in rows for r in batch):
+        # Every key exists: all replays (or conflicts), answered from the rows without taking
+        # the write lock. Safe: a committed transfer row never changes in anything a replay
+        # returns (only a hold's status moves, and a replay does not report it).
+        return [work._replay(req, rows[req.key]) for req in batch]
     conn.execute("BEGIN IMMEDIATE")
     try:
-        outcomes = _Batch(conn, batch, now).run()
+        if conn.execute("PRAGMA data_version").fetchone()[0] != version:
+            rows = work._load_keys()  # another connection committed since that read: read again
+        outcomes = work.run(rows)
         conn.execute("COMMIT")
     except BaseException:
         if conn.in_transaction:
@@ -91,23 +98,9 @@ class _Batch:
         self.events: list[tuple[str, str, str]] = []
         self.next_id = 0
 
-    def replays_only(self) -> list[Outcome] | None:
-        """The outcomes if every key of the batch exists already (all replays or conflicts), else None.
-
-        Safe outside the write transaction: a transfer row, once committed, never changes in
-        anything a replay returns (only a hold's status moves, and a replay does not report it).
-        """
-        rows = self._load_keys()
-        if all(r.key in rows for r in self.batch):
-            return [self._replay(req, rows[req.key]) for req in self.batch]
-        return None
-
-    def run(self) -> list[Outcome]:
-        rows = self._load_keys()
-        if all(r.key in rows for r in self.batch):
-            # Every key exists: all replays (or conflicts). Answer from the rows alone; nothing to
-            # write, no account to read. This is what makes a retried batch cheap.
-            return [self._replay(req, rows[req.key]) for req in self.batch]
+    def run(self, rows: dict[str, tuple[Any, ...]]) -> list[Outcome]:
+        """Decide and write the batch; ``rows``: its existing keys, read inside this transaction
+        (or before it, with no commit by another connection since)."""
         self._load(rows)
         outcomes: list[Outcome] = []
         for req in self.batch:

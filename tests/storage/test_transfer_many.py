@@ -103,3 +103,36 @@ async def test_a_batch_of_only_replays_and_conflicts_writes_nothing(store) -> No
     assert len(await store.fetch_all("SELECT * FROM outbox WHERE type = 'y'")) == 1
     [balance] = await store.ledger.balances(7)
     assert balance.available_minor == 5
+
+
+async def test_a_key_committed_by_another_connection_before_the_write_lock_is_a_replay(store, monkeypatch) -> None:
+    """SQLite reads a batch's keys before taking the write lock; a commit in between must be seen."""
+    if store.backend != "sqlite":
+        pytest.skip("SQLite's read-before-lock path")
+    import sqlite3
+
+    from teller.storage import _engine_sqlite
+
+    original = _engine_sqlite._Batch._load_keys
+    calls = []
+
+    def load_keys_then_race(self):
+        rows = original(self)
+        if not calls:  # another process commits the same transfer right after our first read
+            calls.append(1)
+            other = sqlite3.connect(store._path, isolation_level=None)
+            for name, user in ((CHAIN, None), (user_account(8, ASSET), 8)):
+                other.execute("INSERT OR IGNORE INTO accounts (name, asset, user_id, posted_debits_minor,"
+                              " posted_credits_minor, pending_debits_minor, pending_credits_minor, created_at)"
+                              " VALUES (?, ?, ?, '0', '0', '0', '0', '2026-01-01T00:00:00.000Z')", (name, ASSET, user))
+            other.execute("INSERT INTO transfers (id, key, kind, debit, credit, asset, amount_minor, status, fingerprint,"
+                          " credit_user_id, created_at) VALUES (777, 'raced', 'single', ?, ?, ?, '3', 'posted', ?, 8,"
+                          " '2026-01-01T00:00:00.000Z')",
+                          (CHAIN, user_account(8, ASSET), ASSET, f"single|{CHAIN}|{user_account(8, ASSET)}|{ASSET}|3"))
+            other.close()
+        return rows
+
+    monkeypatch.setattr(_engine_sqlite._Batch, "_load_keys", load_keys_then_race)
+    [outcome] = await store.ledger.transfer_many([credit(8, 3, "raced")])
+    assert isinstance(outcome, Transfer) and outcome.replayed and outcome.id == 777
+    assert len(await store.fetch_all("SELECT * FROM transfers WHERE key = 'raced'")) == 1
