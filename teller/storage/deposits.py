@@ -3,7 +3,7 @@
 Who writes what (and why it cannot double-count):
 
 - ``deposit_addresses``: one row per (user, chain), found-or-created by ``claim_address``. The HD index
-  is the next free one on the chain; three unique constraints ((user, chain), (chain, index), (chain,
+  is the hot wallet's index + the user id (the next free one if that is taken); three unique constraints ((user, chain), (chain, index), (chain,
   address)) make two concurrent claims - in one process or several - end with one address per user and
   one user per index: the loser of a race reads the winner's row or retries with the next index.
 - ``chain_checkpoints`` + ``chain_blocks``: the watcher's last verified block and a window of recent
@@ -26,6 +26,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from teller.errors import ServiceUnavailable
 from teller.storage.outbox import Outbox
 from teller.storage.store import Row, Store, UniqueViolation, Write, utc_now
 from teller.storage.ledger_types import Event
@@ -42,6 +43,7 @@ __all__ = [
 
 NATIVE_LOG_INDEX = -1
 HD_CLAIM_ATTEMPTS_MAX = 16   # index races lost in a row before giving up (each loss means another claim won)
+HD_INDEX_MAX = 2**31 - 1     # BIP-32 non-hardened indexes
 DEPOSITS_PAGE_MAX = 100
 PENDING_SCAN_MAX = 5_000     # pending deposits looked at per crediting pass
 ORPHAN_BATCH_MAX = 10_000    # deposits orphaned by one reorg (bounded by the window's blocks)
@@ -83,14 +85,24 @@ class Deposits:
 
     async def claim_address(self, user_id: int, chain: str, *, derive: Callable[[int], Awaitable[str]],
                             reserved_index: int) -> Row:
-        """The user's address on ``chain``, created at the next free HD index on first use."""
+        """The user's address on ``chain``, created on first use.
+
+        The index is ``reserved_index + user_id`` first: user ids are unique, so concurrent claims of
+        different users never contend for it (a MAX+1 scheme makes N concurrent new users retry N
+        times). Only if that index is taken (the reserved index was changed since) does it fall back to
+        the next free one above the chain's highest."""
+        candidate: int | None = reserved_index + user_id
         for _ in range(HD_CLAIM_ATTEMPTS_MAX):
             row = await self.address_of(user_id, chain)
             if row is not None:
                 return row
-            top = await self.store.fetch_one(
-                "SELECT MAX(hd_index) AS top FROM deposit_addresses WHERE chain = ?", chain)
-            index = max(int(top["top"]) if top and top["top"] is not None else 0, reserved_index) + 1
+            if candidate is None or candidate > HD_INDEX_MAX:
+                top = await self.store.fetch_one(
+                    "SELECT MAX(hd_index) AS top FROM deposit_addresses WHERE chain = ?", chain)
+                candidate = max(int(top["top"]) if top and top["top"] is not None else 0, reserved_index) + 1
+                if candidate > HD_INDEX_MAX:
+                    break
+            index, candidate = candidate, None
             address = (await derive(index)).lower()
             try:
                 await self.store.execute(
@@ -100,7 +112,7 @@ class Deposits:
                 continue  # another claim won: either ours (read it next turn) or this index (take the next)
         row = await self.address_of(user_id, chain)
         if row is None:
-            raise RuntimeError(f"could not claim a deposit address on {chain} in {HD_CLAIM_ATTEMPTS_MAX} tries")
+            raise ServiceUnavailable("could not allocate a deposit address right now; try again")
         return row
 
     async def addresses_since(self, chain: str, after_id: int) -> list[Row]:

@@ -42,8 +42,18 @@ async def test_concurrent_claims_from_two_processes_give_one_address_per_user(st
         by_user.setdefault(int(row["user_id"]), set()).add(row["address"])
     assert all(len(addresses) == 1 for addresses in by_user.values())
     stored = await store.fetch_all("SELECT * FROM deposit_addresses ORDER BY hd_index")
-    assert [r["hd_index"] for r in stored] == [1, 2, 3, 4, 5]
+    assert sorted(r["hd_index"] for r in stored) == sorted(users)  # reserved index 0 + user id
     assert len({r["address"] for r in stored}) == 5
+
+
+async def test_a_taken_index_falls_back_to_the_next_free_one(store) -> None:
+    repo = Deposits(store)
+    first = (await store.users.get_or_create(telegram_id=710)).id
+    second = (await store.users.get_or_create(telegram_id=711)).id
+    await repo.claim_address(first, CHAIN, derive=_derive, reserved_index=second - first)  # takes second's index
+    row = await repo.claim_address(second, CHAIN, derive=_derive, reserved_index=0)
+    assert row["hd_index"] == second + 1
+    assert (await repo.claim_address(second, CHAIN, derive=_derive, reserved_index=0))["id"] == row["id"]
 
 
 def _found(user_id: int, *, tx: str, log_index: int, block: int, block_hash: str) -> FoundDeposit:
