@@ -279,6 +279,10 @@ class ChainWatcher(AsyncioActor):
             self.name, block_number_max=checkpoint.block_number - self.chain.confirmations + 1)
         if not rows:
             return
+        # Defense in depth: a row whose block is in the window must carry that block's hash (a rewind
+        # orphans every pending row above the ancestor, so this should never drop one).
+        window = await self.repo.window(self.name)
+        rows = [r for r in rows if window.get(int(r["block_number"]), r["block_hash"]) == r["block_hash"]]
         self._hook("crediting")
         for start in range(0, len(rows), CREDITS_IN_FLIGHT_MAX):
             chunk = rows[start:start + CREDITS_IN_FLIGHT_MAX]

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from teller.errors import ServiceUnavailable
 from teller.storage.outbox import Outbox
@@ -46,7 +45,6 @@ HD_CLAIM_ATTEMPTS_MAX = 16   # index races lost in a row before giving up (each 
 HD_INDEX_MAX = 2**31 - 1     # BIP-32 non-hardened indexes
 DEPOSITS_PAGE_MAX = 100
 PENDING_SCAN_MAX = 5_000     # pending deposits looked at per crediting pass
-ORPHAN_BATCH_MAX = 10_000    # deposits orphaned by one reorg (bounded by the window's blocks)
 
 
 def deposit_key(chain: str, tx_hash: str, log_index: int) -> str:
@@ -202,7 +200,7 @@ class Deposits:
         above it (a reorg deeper than the confirmations) are left as they are and returned for the log."""
         rows = await self.store.fetch_all(
             "SELECT * FROM deposits WHERE chain = ? AND block_number > ? AND status IN ('pending', 'credited')"
-            " ORDER BY id LIMIT ?", chain, ancestor.block_number, ORPHAN_BATCH_MAX)
+            " ORDER BY id", chain, ancestor.block_number)  # all of them: one left pending would be credited
         now = utc_now()
         writes: list[Write] = []
         for row in rows:
@@ -257,6 +255,3 @@ class Deposits:
     async def all_for_chain(self, chain: str) -> list[Row]:
         return await self.store.fetch_all("SELECT * FROM deposits WHERE chain = ? ORDER BY id", chain)
 
-
-def row_summary(row: Row) -> dict[str, Any]:
-    return {"id": row["id"], "tx_hash": row["tx_hash"], "log_index": row["log_index"], "status": row["status"]}
