@@ -269,7 +269,7 @@ class Ledger:
     # -- reading -------------------------------------------------------------------------------------
     async def balances(self, user_id: int) -> list[Balance]:
         """Available and held per asset for every asset the user has an account in."""
-        rows = await self._store.fetch_all("SELECT * FROM accounts WHERE user_id = ? ORDER BY asset", user_id)
+        rows = await self._store.fetch_small("SELECT * FROM accounts WHERE user_id = ? ORDER BY asset", user_id)
         return [Balance(
             asset=r["asset"],
             available_minor=r["posted_credits_minor"] - r["posted_debits_minor"] - r["pending_debits_minor"],

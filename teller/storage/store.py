@@ -131,6 +131,11 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def fetch_all(self, sql: str, *params: Any) -> list[Row]: ...
 
+    async def fetch_small(self, sql: str, *params: Any) -> list[Row]:
+        """``fetch_all`` for a short indexed read (a handful of rows, no scan) on a hot path. A backend
+        may answer it on the caller's thread, skipping a thread hop that costs more than the read."""
+        return await self.fetch_all(sql, *params)
+
     @abc.abstractmethod
     async def execute(self, sql: str, *params: Any) -> int:
         """Run one statement; the number of rows it touched."""

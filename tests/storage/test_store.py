@@ -95,3 +95,12 @@ async def test_outbox_reads_in_order_marks_and_reports_backlog(store) -> None:
     backlog = await store.outbox.backlog()
     assert backlog.size == 2 and backlog.oldest_age_s is not None and backlog.oldest_age_s >= 0
     assert rest[0].created_at <= utc_now()
+
+
+async def test_fetch_small_sees_every_committed_write(store) -> None:  # type: ignore[no-untyped-def]
+    # The SQLite backend answers it inline on its own read connection: it must never lag the writer.
+    for telegram_id in range(1, 6):
+        user = await store.users.get_or_create(telegram_id=telegram_id)
+        rows = await store.fetch_small("SELECT id FROM users WHERE telegram_id = ?", telegram_id)
+        assert rows == [{"id": user.id}]
+    assert len(await store.fetch_small("SELECT id FROM users")) == 5
