@@ -35,5 +35,17 @@ class HttpMetrics:
                             registry=self.registry)
         self.chain_lag = Gauge("teller_chain_lag_blocks", "Blocks behind the head", ["chain"], registry=self.registry)
 
+        self._children: dict[tuple[str, str, int], tuple[object, object]] = {}
+
+    def observe(self, method: str, route: str, status: int, seconds: float) -> None:
+        """One request; the label children are looked up once per (method, route, status), not per call."""
+        key = (method, route, status)
+        children = self._children.get(key)
+        if children is None:
+            children = (self.requests.labels(method, route, str(status)), self.latency.labels(method, route))
+            self._children[key] = children
+        children[0].inc()  # type: ignore[attr-defined]
+        children[1].observe(seconds)  # type: ignore[attr-defined]
+
     def render(self) -> bytes:
         return generate_latest(self.registry)

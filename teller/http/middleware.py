@@ -40,25 +40,16 @@ def _route_name(request: web.Request) -> str:
     return resource.canonical if resource is not None else "unmatched"
 
 
-@web.middleware
-async def errors_and_metrics(request: web.Request, handler: Handler) -> web.StreamResponse:
-    started_s = time.perf_counter()
-    status = 500
+async def _answer_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Turn every failure into the error body; a bug is a 500 with nothing about it in the answer."""
     try:
-        response = await handler(request)
-        status = response.status
-        return response
+        return await handler(request)
     except TellerError as exc:
-        response = error_response(exc)
-        status = response.status
-        return response
+        return error_response(exc)
     except ActorRuntimeError:
         # A busy, full or restarting actor: the request may be retried (money commands are idempotent).
-        response = error_response(ServiceUnavailable("the service is busy or restarting; try again"))
-        status = response.status
-        return response
+        return error_response(ServiceUnavailable("the service is busy or restarting; try again"))
     except web.HTTPException as exc:
-        status = exc.status
         if exc.status < 400:
             raise
         code = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}.get(exc.status, "http_error")
@@ -66,11 +57,6 @@ async def errors_and_metrics(request: web.Request, handler: Handler) -> web.Stre
     except Exception:
         _log.exception("http.unhandled", route=_route_name(request), method=request.method)
         return web.json_response(error_body("internal_error", "internal error"), status=500)
-    finally:
-        metrics = request.app[SERVICES].metrics
-        route = _route_name(request)
-        metrics.requests.labels(request.method, route, str(status)).inc()
-        metrics.latency.labels(request.method, route).observe(time.perf_counter() - started_s)
 
 
 def _allow_header(exc: web.HTTPException) -> dict[str, str]:
@@ -88,29 +74,26 @@ def _bearer(request: web.Request) -> str:
 
 def build_middlewares(*, body_size_max_bytes: int, ip_limiter: KeyedRateLimiter,
                       user_limiter: KeyedRateLimiter) -> list[Callable[..., Awaitable[web.StreamResponse]]]:
-    @web.middleware
-    async def limits(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """One middleware (one coroutine frame per request, on the hot path): metrics around errors around
+    limits and authentication around the handler."""
+
+    async def guarded(request: web.Request, handler: Handler) -> web.StreamResponse:
+        path = request.path
         if request.content_length is not None and request.content_length > body_size_max_bytes:
             raise PayloadTooLarge(f"the body must be at most {body_size_max_bytes} bytes")
-        if request.path.startswith(("/api/", "/ops/")):
+        if path.startswith(("/api/", "/ops/")):
             wait_s = ip_limiter.take(request.remote or "unknown")
             if wait_s:
                 raise RateLimited(retry_after_s=int(wait_s))
-        return await handler(request)
-
-    @web.middleware
-    async def authenticate(request: web.Request, handler: Handler) -> web.StreamResponse:
-        path = request.path
         services = request.app[SERVICES]
         if path.startswith("/api/v1/") and not path.startswith(_PUBLIC_API):
             subject = services.auth.user_id_from_token(_bearer(request))
             if not subject.isascii() or not subject.isdigit():
                 raise InvalidToken()
-            user_id = int(subject)
             wait_s = user_limiter.take(subject)
             if wait_s:
                 raise RateLimited(retry_after_s=int(wait_s))
-            request[USER_ID] = user_id
+            request[USER_ID] = int(subject)
         elif path.startswith("/ops/"):
             if not services.auth.is_ops_token(_bearer(request)):
                 raise InvalidToken("the ops token is required")
@@ -118,4 +101,12 @@ def build_middlewares(*, body_size_max_bytes: int, ip_limiter: KeyedRateLimiter,
             raise NotFound("no such route")
         return await handler(request)
 
-    return [errors_and_metrics, limits, authenticate]
+    @web.middleware
+    async def pipeline(request: web.Request, handler: Handler) -> web.StreamResponse:
+        started_s = time.perf_counter()
+        response = await _answer_errors(request, lambda req: guarded(req, handler))
+        request.app[SERVICES].metrics.observe(request.method, _route_name(request), response.status,
+                                              time.perf_counter() - started_s)
+        return response
+
+    return [pipeline]
