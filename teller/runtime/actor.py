@@ -333,10 +333,15 @@ class AsyncioActor(pykka.Actor):
                         envelope.reply_to.set(pending)
         except asyncio.CancelledError:
             # Ours after a shutdown timeout, or the loop's own teardown (asyncio.run cancelling
-            # every task): either way an end, never a crash to restart.
+            # every task): either way an end, never a crash to restart. The message being handled
+            # gets that answer too: its sender must not wait forever.
             self._task = None
             self.cancelled = True
-            self._end(ActorKilled(f"{self.actor_path} cancelled"), None)
+            killed = ActorKilled(f"{self.actor_path} cancelled")
+            reply = envelope.reply_to
+            if reply is not None and not reply.done():
+                reply.set_exception((ActorKilled, killed, None))
+            self._end(killed, None)
 
     def _started_with(self, error: BaseException | None) -> None:
         self._start_error = error
