@@ -127,3 +127,29 @@ async def test_stopped_keyed_supervisor_refuses() -> None:
     await tree.stop()
     with pytest.raises(ActorUnavailable):
         keyed.handle_for("late")
+
+
+async def test_keyed_intensity_exceeded_escalates_to_the_parent_which_restarts_it() -> None:
+    from teller.runtime import ChildSpec, Intensity
+
+    from .helpers import Recorder
+
+    journal: list[str] = []
+    keyed = KeyedSpec(name="wallets", factory=lambda key: Wallet(key, journal),
+                      intensity=Intensity(restarts_max=2, period_s=60), backoff=Backoff(base_s=0.0, max_s=0.0, jitter=0.0))
+    root = SupervisorSpec(name="root", children=(keyed, ChildSpec(name="z", factory=lambda: Recorder("z", journal))),
+                          backoff=Backoff(base_s=0.0, max_s=0.0, jitter=0.0))
+    tree = await start_tree(root)
+    node = tree.keyed("wallets")
+    kept = node.handle_for("u2")
+    assert await kept.ask("x") == ("u2", 1)
+    for key in ("u1", "u1", "u3"):  # three crashes in the window, two allowed
+        node.handle_for(key).tell("crash")
+        await asyncio.sleep(0.01)
+    await until(lambda: node.restarts == 1 and node.state == "running")
+    assert tree.root.last_failure is None and tree.running  # the parent absorbed it
+    assert node.last_failure is not None and "intensity" in node.last_failure.error
+    assert await kept.ask("x") == ("u2", 1)  # the old handle re-activates a fresh instance
+    assert await tree.handle("z").ask("x") == ("z", 1)  # the sibling was not touched
+    assert journal.count("start z") == 1
+    await tree.stop()

@@ -6,6 +6,7 @@ from typing import Any
 import pytest
 
 from teller.runtime import (
+    ActorKilled,
     ActorUnavailable,
     Backoff,
     ChildSpec,
@@ -255,4 +256,65 @@ async def test_status_is_the_ops_node_shape() -> None:
     assert a["restarts"] == 1 and a["processed"] == 2 and a["last_failure"]["error"].startswith("Boom")
     assert a["last_failure"]["at"].endswith("Z")
     assert root["children"][1]["children"][0]["name"] == "b"
+    await tree.stop()
+
+
+class Stuck(Recorder):
+    """Its ``hang`` never returns (a handler awaiting something that never comes)."""
+
+    async def hang(self) -> None:
+        await asyncio.Event().wait()
+
+
+async def test_shutdown_timeout_cancels_a_stuck_actor_and_answers_its_caller() -> None:
+    journal: list[str] = []
+    spec = ChildSpec(name="stuck", factory=lambda: Stuck("stuck", journal), shutdown_s=0.05)
+    tree = await start_tree(sup("root", spec, child("z", journal)))
+    stuck = tree.handle("stuck")
+    hung = asyncio.ensure_future(stuck.call("hang"))
+    await until(lambda: stuck.actor is not None and stuck.actor.count == 0 and stuck.mailbox == 0)
+    await asyncio.sleep(0)
+    await tree.stop()  # would never return without the shutdown timeout
+    with pytest.raises(ActorKilled):
+        await hung
+    assert journal[-1] == "stop z" and "stop stuck" not in journal  # killed, not a clean stop
+    with pytest.raises(ActorUnavailable):
+        await stuck.ask("x")
+
+
+async def test_one_for_all_with_backoff_restarts_every_child_after_the_delay() -> None:
+    journal: list[str] = []
+    backoff = Backoff(base_s=0.05, max_s=0.05, jitter=0.0, reset_after_s=60)
+    tree = await start_tree(sup("root", child("a", journal), child("b", journal), strategy=Strategy.ONE_FOR_ALL,
+                                backoff=backoff))
+    a, b = tree.handle("a"), tree.handle("b")
+    assert await b.ask("x") == ("b", 1)
+    a.tell("crash")
+    await until(lambda: a.restarts == 1 and b.restarts == 1 and a.state == b.state == "running")  # first: now
+    assert await b.ask("x") == ("b", 1)  # b restarted from clean state too
+    a.tell("crash")
+    await until(lambda: a.state == "restarting" and b.state == "restarting")  # second: after the backoff
+    replies = [a.ask("x"), b.ask("x")]  # buffered while both wait
+    assert [await reply for reply in replies] == [("a", 1), ("b", 1)]
+    assert (a.restarts, b.restarts) == (2, 2)
+    assert journal.count("start a") == journal.count("start b") == 3
+    await tree.stop()
+
+
+async def test_rest_for_one_with_backoff_leaves_earlier_children_alone() -> None:
+    journal: list[str] = []
+    backoff = Backoff(base_s=0.05, max_s=0.05, jitter=0.0, reset_after_s=60)
+    tree = await start_tree(sup("root", child("a", journal), child("b", journal), child("c", journal),
+                                strategy=Strategy.REST_FOR_ONE, backoff=backoff))
+    a, b, c = tree.handle("a"), tree.handle("b"), tree.handle("c")
+    assert await a.ask("x") == ("a", 1)
+    b.tell("crash")
+    await until(lambda: b.restarts == 1 and c.restarts == 1 and b.state == c.state == "running")
+    b.tell("crash")
+    await until(lambda: b.state == "restarting" and c.state == "restarting")
+    assert a.state == "running"
+    replies = [b.ask("x"), c.ask("x")]
+    assert [await reply for reply in replies] == [("b", 1), ("c", 1)]
+    assert await a.ask("x") == ("a", 2)  # a kept its state throughout
+    assert a.restarts == 0
     await tree.stop()
