@@ -35,16 +35,16 @@ class BotPoller(AsyncioActor):
         self._polling_timeout_s = polling_timeout_s
         self._bot: Bot | None = None
         self._dispatcher: Dispatcher | None = None
-        self._task: asyncio.Task[None] | None = None
+        self._polling: asyncio.Task[None] | None = None  # not _task: the runtime's own name
         self._stopping = False
 
     def on_start(self) -> None:
         self._bot, self._dispatcher = self._make_bot(), self._make_dispatcher()
-        self._task = asyncio.get_running_loop().create_task(
+        self._polling = asyncio.get_running_loop().create_task(
             run_polling(self._bot, self._dispatcher, polling_timeout_s=self._polling_timeout_s))
-        self._task.add_done_callback(self._ended)
+        self._polling.add_done_callback(self._polling_done)
 
-    def _ended(self, task: asyncio.Task[None]) -> None:
+    def _polling_done(self, task: asyncio.Task[None]) -> None:
         if self._stopping:
             return
         reason = "cancelled" if task.cancelled() else repr(task.exception())
@@ -64,7 +64,7 @@ class BotPoller(AsyncioActor):
 
     async def _shutdown(self) -> None:
         self._stopping = True
-        task, dispatcher, bot = self._task, self._dispatcher, self._bot
+        task, dispatcher, bot = self._polling, self._dispatcher, self._bot
         if task is not None and not task.done() and dispatcher is not None:
             with contextlib.suppress(RuntimeError):  # "polling is not started" (still in deleteWebhook)
                 await dispatcher.stop_polling()

@@ -88,6 +88,14 @@ class AsyncioActor(pykka.Actor):
     _ref: ActorRef[Any] | None = None
     _log: Any = None
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        # The runtime keeps its per-instance state in single-underscore names on this class; a
+        # subclass defining one of them (a method named _ended, say) silently breaks the actor.
+        super().__init_subclass__(**kwargs)
+        clash = sorted(name for name in vars(cls) if name in _RUNTIME_NAMES and not cls.__module__.startswith("teller.runtime"))
+        if clash:
+            raise TypeError(f"{cls.__name__} redefines the runtime's own attribute(s) {clash}: rename them")
+
     @staticmethod
     def _create_actor_inbox() -> Mailbox:
         return Mailbox(MAILBOX_MAX_DEFAULT)
@@ -151,6 +159,9 @@ class AsyncioActor(pykka.Actor):
         At the end, ``owner._on_exit`` (a handle: no bound method kept per actor) or ``exit_hook``
         gets (actor, reason, leftovers).
         """
+        clash = sorted(_RUNTIME_NAMES.intersection(self.__dict__))
+        if clash:
+            raise TypeError(f"{type(self).__name__} sets the runtime's own attribute(s) {clash}: rename them")
         self.actor_path = path
         self._exit_hook = exit_hook
         self._owner = owner
@@ -416,3 +427,11 @@ def _being_cancelled(exc: BaseException) -> bool:
         return False
     task = asyncio.current_task()
     return task is not None and task.cancelling() > 0
+
+
+# Names the runtime owns on every actor instance (see __init_subclass__); instance attributes set in
+# a subclass's __init__ are checked when the actor is launched.
+_RUNTIME_NAMES = frozenset(
+    name for name in vars(AsyncioActor)
+    if name.startswith("_") and not name.startswith("__") and name not in ("_create_actor_inbox", "_create_future")
+)

@@ -115,3 +115,27 @@ async def test_full_mailbox_refuses_with_a_clear_error() -> None:
     await until(lambda: ref.actor_inbox.empty())
     assert await ref.ask("x", block=False) == ("tiny", 4)
     await ref.stop(block=False)
+
+
+def test_an_actor_cannot_shadow_the_runtimes_own_attributes() -> None:
+    import pytest
+
+    from teller.runtime import AsyncioActor
+
+    with pytest.raises(TypeError, match="_ended"):
+        class Shadowing(AsyncioActor):  # a method named like the runtime's state would freeze the actor
+            def _ended(self) -> None: ...
+
+
+async def test_an_actor_setting_the_runtimes_state_in_init_fails_to_start() -> None:
+    import pytest
+
+    from teller.runtime import AsyncioActor, ChildSpec, StartFailed, SupervisorSpec, start_tree
+
+    class SetsTask(AsyncioActor):
+        def __init__(self) -> None:
+            super().__init__()
+            self._task = None  # the runtime's own name
+
+    with pytest.raises((StartFailed, TypeError)):
+        await start_tree(SupervisorSpec(name="root", children=(ChildSpec(name="a", factory=SetsTask),)))
