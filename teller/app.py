@@ -107,6 +107,7 @@ def _root_spec(settings: Settings, flows: Sequence[Flow], store: Any) -> Supervi
 async def start_teller(settings: Settings, *, overrides: Mapping[str, Any] | None = None,
                        store: Any = None) -> Teller:
     """Open storage, start the tree and build the web app. The caller serves ``teller.app``."""
+    owns_store = store is None
     store = store if store is not None else await open_store(settings.database.url)
     assets = AssetRegistry.from_settings(settings)
     ctx = AppContext(settings=settings, store=store, assets=assets, overrides=dict(overrides or {}))
@@ -116,7 +117,8 @@ async def start_teller(settings: Settings, *, overrides: Mapping[str, Any] | Non
         tree = await start_tree(_root_spec(settings, flows, store),
                                 on_restart=lambda event: metrics.actor_restarts.labels(event.path).inc())
     except BaseException:
-        await store.close()
+        if owns_store:  # a store the caller passed in stays the caller's to close
+            await store.close()
         raise
     ctx.tree = tree
     flow_services = {name: svc for flow in flows for name, svc in flow.services.items()}
