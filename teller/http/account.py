@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from teller.errors import InvalidInput, NotFound
+from teller.errors import NotFound
 from teller.http.context import SERVICES
 from teller.http.middleware import USER_ID
 from teller.http.render import rfc3339, user_json
-from teller.http.requests import query_int
+from teller.http.requests import CURSOR_DIGITS_MAX, query_cursor, query_int
 from teller.http.routing import Param, Route
 from teller.http.schemas import ref
 from teller.money import format_amount
@@ -17,7 +17,6 @@ __all__ = ["routes"]
 
 HISTORY_PAGE_MAX = 100
 HISTORY_PAGE_DEFAULT = 20
-CURSOR_LEN_MAX = 18
 
 
 async def me(request: web.Request) -> web.Response:
@@ -57,10 +56,9 @@ async def balances(request: web.Request) -> web.Response:
 async def transactions(request: web.Request) -> web.Response:
     services = request.app[SERVICES]
     limit = query_int(request, "limit", default=HISTORY_PAGE_DEFAULT, low=1, high=HISTORY_PAGE_MAX)
-    cursor = request.query.get("cursor") or None
-    if cursor is not None and (len(cursor) > CURSOR_LEN_MAX or not cursor.isascii() or not cursor.isdigit()):
-        raise InvalidInput("invalid cursor: pass back the next_cursor of the previous page")
-    page = await services.store.ledger.history(request[USER_ID], limit=limit, cursor=cursor)
+    before_id = query_cursor(request)
+    page = await services.store.ledger.history(request[USER_ID], limit=limit,
+                                               cursor=None if before_id is None else str(before_id))
     items = []
     for entry in page.entries:
         asset = services.assets.get(entry.asset)
@@ -101,7 +99,7 @@ def routes() -> list[Route]:
             responses={200: ref("Transactions"), 422: None},
             params=(
                 Param("limit", "query", {"type": "integer", "minimum": 1, "maximum": HISTORY_PAGE_MAX}),
-                Param("cursor", "query", {"type": "string", "maxLength": CURSOR_LEN_MAX}),
+                Param("cursor", "query", {"type": "string", "maxLength": CURSOR_DIGITS_MAX}),
             ),
         ),
     ]

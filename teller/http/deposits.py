@@ -11,11 +11,11 @@ from typing import Any
 from aiohttp import web
 
 from teller.chain.address import parse_address
-from teller.errors import FeatureDisabled, InvalidAmount, InvalidInput, InvalidToken, UnknownAsset
+from teller.errors import FeatureDisabled, InvalidAmount, InvalidToken, UnknownAsset
 from teller.http.context import SERVICES
 from teller.http.middleware import USER_ID
 from teller.http.render import rfc3339
-from teller.http.requests import json_object, query_int, string_field
+from teller.http.requests import CURSOR_DIGITS_MAX, json_object, only_fields, query_cursor, query_int, string_field
 from teller.http.routing import Param, Route
 from teller.http.schemas import ref
 from teller.money import format_amount, parse_amount
@@ -24,7 +24,6 @@ __all__ = ["routes", "deposit_json", "FAUCET_MAX_UNITS"]
 
 PAGE_DEFAULT = 50
 PAGE_MAX = 100
-ID_DIGITS_MAX = 18
 NAME_LEN_MAX = 32
 ADDRESS_LEN_MAX = 64
 AMOUNT_LEN_MAX = 96
@@ -40,12 +39,6 @@ def _service(request: web.Request) -> Any:
     return service
 
 
-def _only(body: dict[str, Any], allowed: frozenset[str]) -> None:
-    unknown = set(body) - allowed
-    if unknown:
-        raise InvalidInput(f"unknown fields: {', '.join(sorted(unknown))[:200]}")
-
-
 def deposit_json(row: dict[str, Any], *, decimals: int, confirmations: int, required: int) -> dict[str, Any]:
     return {
         "id": str(row["id"]), "chain": row["chain"], "asset": row["asset"],
@@ -59,7 +52,7 @@ def deposit_json(row: dict[str, Any], *, decimals: int, confirmations: int, requ
 async def create_address(request: web.Request) -> web.Response:
     service = _service(request)
     body = await json_object(request)
-    _only(body, _ADDRESS_KEYS)
+    only_fields(body, _ADDRESS_KEYS)
     chain = service.chain(string_field(body, "chain", len_max=NAME_LEN_MAX))
     address = await service.address(request[USER_ID], chain.name)
     return web.json_response({"chain": chain.name, "address": address})
@@ -68,12 +61,7 @@ async def create_address(request: web.Request) -> web.Response:
 async def list_deposits(request: web.Request) -> web.Response:
     service = _service(request)
     limit = query_int(request, "limit", default=PAGE_DEFAULT, low=1, high=PAGE_MAX)
-    cursor = request.query.get("cursor") or None
-    before_id = None
-    if cursor is not None:
-        if len(cursor) > ID_DIGITS_MAX or not cursor.isascii() or not cursor.isdigit():
-            raise InvalidInput("invalid cursor: pass back the next_cursor of the previous page")
-        before_id = int(cursor)
+    before_id = query_cursor(request)
     rows = await service.repo.page(request[USER_ID], limit=limit + 1, before_id=before_id)
     assets = request.app[SERVICES].assets
     items = []
@@ -102,7 +90,7 @@ async def faucet(request: web.Request) -> web.Response:
     user_id = _faucet_user_id(request)
     service = _service(request)
     body = await json_object(request)
-    _only(body, _FAUCET_KEYS)
+    only_fields(body, _FAUCET_KEYS)
     chain = service.chain(string_field(body, "chain", len_max=NAME_LEN_MAX))
     symbol = string_field(body, "asset", len_max=NAME_LEN_MAX)
     asset = chain.asset(symbol)
@@ -127,7 +115,7 @@ def routes(*, dev: bool = False) -> list[Route]:
         Route("GET", "/api/v1/deposits", list_deposits, "The user's crypto deposits, newest first", "deposits",
               responses={200: ref("Deposits"), 422: None, 503: None},
               params=(Param("limit", "query", {"type": "integer", "minimum": 1, "maximum": PAGE_MAX}),
-                      Param("cursor", "query", {"type": "string", "maxLength": ID_DIGITS_MAX}))),
+                      Param("cursor", "query", {"type": "string", "maxLength": CURSOR_DIGITS_MAX}))),
     ]
     if dev:
         found.append(Route("POST", "/dev/faucet", faucet, "Dev mode only: send test funds to a deposit address",

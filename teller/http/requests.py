@@ -9,7 +9,9 @@ from aiohttp import web
 
 from teller.errors import InvalidInput, MalformedRequest, PayloadTooLarge
 
-__all__ = ["json_object", "string_field", "query_int"]
+__all__ = ["json_object", "string_field", "query_int", "query_cursor", "only_fields", "CURSOR_DIGITS_MAX"]
+
+CURSOR_DIGITS_MAX = 18  # an id below 2**62
 
 
 async def json_object(request: web.Request) -> dict[str, Any]:
@@ -33,6 +35,13 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
+def only_fields(body: dict[str, Any], allowed: frozenset[str]) -> None:
+    """Refuse fields the route does not know: a typo must not be silently ignored on a money route."""
+    unknown = set(body) - allowed
+    if unknown:
+        raise InvalidInput(f"unknown fields: {', '.join(sorted(unknown))[:200]}")
+
+
 def string_field(body: dict[str, Any], name: str, *, len_max: int, required: bool = True) -> str:
     value = body.get(name)
     if value is None and not required:
@@ -51,3 +60,13 @@ def query_int(request: web.Request, name: str, *, default: int, low: int, high: 
     if not text.isascii() or not text.isdigit() or not low <= int(text) <= high:
         raise InvalidInput(f"query parameter {name!r} must be an integer from {low} to {high}")
     return int(text)
+
+
+def query_cursor(request: web.Request) -> int | None:
+    """The ``cursor`` query parameter of a newest-first page: the id to continue below, or None."""
+    cursor = request.query.get("cursor") or None
+    if cursor is None:
+        return None
+    if len(cursor) > CURSOR_DIGITS_MAX or not cursor.isascii() or not cursor.isdigit():
+        raise InvalidInput("invalid cursor: pass back the next_cursor of the previous page")
+    return int(cursor)

@@ -13,11 +13,11 @@ from aiohttp import web
 from teller.actors.withdrawal_steps import WithdrawalRequest
 from teller.assets import Asset
 from teller.chain.address import parse_address
-from teller.errors import FeatureDisabled, InvalidAmount, InvalidInput, MalformedRequest, NotFound, UnknownAsset
+from teller.errors import FeatureDisabled, InvalidAmount, MalformedRequest, NotFound, UnknownAsset
 from teller.http.context import SERVICES
 from teller.http.middleware import USER_ID
 from teller.http.render import rfc3339
-from teller.http.requests import json_object, query_int, string_field
+from teller.http.requests import json_object, only_fields, query_cursor, query_int, string_field
 from teller.http.routing import Param, Route
 from teller.http.schemas import ref
 from teller.money import format_amount, parse_amount
@@ -60,9 +60,7 @@ def _asset(request: web.Request, body: dict[str, Any]) -> Asset:
 
 
 def parse_request(request: web.Request, body: dict[str, Any], *, user_id: int) -> WithdrawalRequest:
-    unknown = set(body) - _BODY_KEYS
-    if unknown:
-        raise InvalidInput(f"unknown fields: {', '.join(sorted(unknown))[:200]}")
+    only_fields(body, _BODY_KEYS)
     asset = _asset(request, body)
     to_address = parse_address(string_field(body, "to", len_max=ADDRESS_LEN_MAX))
     amount_minor = parse_amount(string_field(body, "amount", len_max=AMOUNT_LEN_MAX), asset.decimals)
@@ -103,12 +101,7 @@ async def create(request: web.Request) -> web.Response:
 async def list_withdrawals(request: web.Request) -> web.Response:
     service = _service(request)
     limit = query_int(request, "limit", default=PAGE_DEFAULT, low=1, high=PAGE_MAX)
-    cursor = request.query.get("cursor") or None
-    before_id = None
-    if cursor is not None:
-        if len(cursor) > ID_DIGITS_MAX or not cursor.isascii() or not cursor.isdigit():
-            raise InvalidInput("invalid cursor: pass back the next_cursor of the previous page")
-        before_id = int(cursor)
+    before_id = query_cursor(request)
     rows = await service.repo.page(request[USER_ID], limit=limit + 1, before_id=before_id)
     items = [_json(request, r) for r in rows[:limit]]
     next_cursor = str(rows[limit - 1]["id"]) if len(rows) > limit else None
