@@ -21,10 +21,8 @@ from teller.http.metrics import HttpMetrics
 from teller.log import get_logger
 from teller.runtime import (
     Backoff,
-    ChildSpec,
     Intensity,
     KeyedSpec,
-    Restart,
     Strategy,
     SupervisorSpec,
     Tree,
