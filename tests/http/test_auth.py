@@ -15,7 +15,7 @@ from teller.http.auth import JWT_AUDIENCE, JWT_ISSUER, Authenticator
 from tests.fixtures.initdata import sign_init_data
 
 BOT_TOKEN = "123456:TEST-bot-token"
-SECRET = "s" * 40
+SECRET = "s" * 64
 
 
 def make_auth(**overrides: object) -> Authenticator:
