@@ -374,7 +374,13 @@ class AsyncioActor(pykka.Actor):
             hook, args = self.on_stop, ()
         else:
             if not isinstance(reason, ActorKilled):
-                self.log.error("actor crashed", error=repr(reason), exc_info=reason)
+                # A crash loop logs its traceback once: the first crash since the child was last quiet
+                # carries it, the repeats within the backoff window only say what and how often.
+                owner = self._owner
+                if owner is not None and owner.crash_is_repeat():
+                    self.log.error("actor crashed again", error=repr(reason), restarts=owner.restarts)
+                else:
+                    self.log.error("actor crashed", error=repr(reason), exc_info=reason)
             hook, args = self.on_failure, (type(reason), reason, reason.__traceback__)
         try:
             result = self._call_hook(hook, *args)

@@ -84,6 +84,14 @@ class Handle:
         self._stopping = False
         self._awaiting_start = False
 
+    def crash_is_repeat(self) -> bool:
+        """Whether a crash now is a repeat: the last one was within the parent's backoff reset window."""
+        if self.last_crash_at is None:
+            return False
+        backoff = getattr(getattr(self.parent, "spec", None), "backoff", None)
+        window_s = backoff.reset_after_s if backoff is not None else 0.0
+        return self.ctx.clock() - self.last_crash_at < window_s
+
     def __repr__(self) -> str:
         return f"<Handle {self.path} {self.state}>"
 

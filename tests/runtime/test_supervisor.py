@@ -4,6 +4,7 @@ import asyncio
 from typing import Any
 
 import pytest
+import structlog.testing
 
 from teller.runtime import (
     ActorKilled,
@@ -317,4 +318,19 @@ async def test_rest_for_one_with_backoff_leaves_earlier_children_alone() -> None
     assert [await reply for reply in replies] == [("b", 1), ("c", 1)]
     assert await a.ask("x") == ("a", 2)  # a kept its state throughout
     assert a.restarts == 0
+    await tree.stop()
+
+
+async def test_a_crash_loop_logs_its_traceback_once_then_only_counts() -> None:
+    journal: list[str] = []
+    tree = await start_tree(sup("root", child("a", journal)))
+    a = tree.handle("a")
+    with structlog.testing.capture_logs() as logs:
+        for _ in range(3):
+            with pytest.raises(Boom):
+                await a.ask("crash")
+            await a.ask("x")
+    crashes = [entry for entry in logs if entry["event"].startswith("actor crashed")]
+    assert [entry["event"] for entry in crashes] == ["actor crashed", "actor crashed again", "actor crashed again"]
+    assert "exc_info" in crashes[0] and all("exc_info" not in entry for entry in crashes[1:])
     await tree.stop()
