@@ -8,6 +8,10 @@ Idempotency is the unique key (``INSERT … ON CONFLICT DO NOTHING``; a concurre
 key waits for the other transaction and then reads its row), and a hold resolves once by the
 partial unique index on ``pending_key`` plus a row lock on the hold.
 
+The functions in use (v2, moves; v1 is migration 2's, kept as it shipped) plan their statements per call (``plan_cache_mode = force_custom_plan``): PL/pgSQL
+otherwise keeps a generic plan made on the connection's first calls, and one made on an empty
+ledger scans every transfer and account to find a batch's keys, slower with every row.
+
 Per transfer it returns (idx, status, row…); status is one of ok, replay, conflict, insufficient,
 not_found, resolved, too_much, asset_mismatch.
 """
@@ -150,7 +154,7 @@ CREATE OR REPLACE FUNCTION teller_apply_transfers_v2(
     p_event_idx int[], p_event_types text[], p_event_payloads text[])
 RETURNS TABLE (r_idx int, r_status text, r_id bigint, r_kind text, r_debit text, r_credit text,
                r_asset text, r_amount numeric, r_pending_key text, r_created_at timestamptz)
-LANGUAGE plpgsql AS $fn$
+LANGUAGE plpgsql SET plan_cache_mode = force_custom_plan AS $fn$
 DECLARE
     n int := coalesce(array_length(p_keys, 1), 0);
     i int;
@@ -315,7 +319,7 @@ CREATE OR REPLACE FUNCTION teller_apply_moves(
     p_event_idx int[], p_event_types text[], p_event_payloads text[])
 RETURNS TABLE (r_idx int, r_status text, r_id bigint, r_kind text, r_debit text, r_credit text,
                r_asset text, r_amount numeric, r_pending_key text, r_created_at timestamptz)
-LANGUAGE plpgsql AS $fn$
+LANGUAGE plpgsql SET plan_cache_mode = force_custom_plan AS $fn$
 DECLARE
     n int := coalesce(array_length(p_keys, 1), 0);
     i int;
