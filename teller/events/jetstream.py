@@ -9,7 +9,8 @@ events whose acks arrived: only those may be marked delivered.
 Every nats-py failure becomes ``EventsUnavailable``. Connecting is lazy and bounded: one attempt
 per call, at most ``connect_timeout_s`` (a closed port fails at once). A connection that drops is
 closed and the next call connects afresh, so the publisher survives NATS being down for any length
-of time and needs no restart when it comes back.
+of time and needs no restart when it comes back. A dropped connection logs ``nats.disconnected``;
+our own ``close()`` does not (it is no disconnection, and the warning would cry wolf).
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import nats
 import nats.errors
 import nats.js.errors
 from nats.aio.client import Client as NatsClient
@@ -160,9 +160,17 @@ class JetStreamPublisher:
             return self._js
 
     async def _connect(self) -> JetStreamContext:
+        nc = NatsClient()
+
+        async def on_disconnected() -> None:
+            # nats-py calls this from close() too; ours detaches the connection first, so only a
+            # connection that is still ours when it goes has really dropped.
+            if nc is self._nc:
+                self._log.warning("nats.disconnected")
+
         try:
-            nc = await asyncio.wait_for(
-                nats.connect(
+            await asyncio.wait_for(
+                nc.connect(
                     servers=[self._url],
                     connect_timeout=self._connect_timeout_s,
                     # No background reconnect loop: a dropped connection closes, and the next call
@@ -172,7 +180,7 @@ class JetStreamPublisher:
                     max_reconnect_attempts=1,
                     reconnect_time_wait=_CONNECT_RETRY_WAIT_S,
                     error_cb=self._on_error,
-                    disconnected_cb=self._on_disconnected,
+                    disconnected_cb=on_disconnected,
                 ),
                 # A cap over the whole handshake, whatever nats-py does inside it.
                 timeout=self._connect_timeout_s * 2,
@@ -218,6 +226,3 @@ class JetStreamPublisher:
 
     async def _on_error(self, exc: Exception) -> None:
         self._log.warning("nats.error", error=type(exc).__name__, detail=str(exc)[:200])
-
-    async def _on_disconnected(self) -> None:
-        self._log.warning("nats.disconnected")

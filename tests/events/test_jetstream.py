@@ -7,6 +7,7 @@ import json
 
 import nats
 import pytest
+import structlog
 
 from teller.errors import EventsUnavailable
 from teller.events import Event, EventType, JetStreamPublisher
@@ -139,3 +140,30 @@ async def test_only_acknowledged_events_are_reported_as_published(jetstream_name
         result = await publisher.publish_batch(events)
     assert result.acked == tuple(e.id for e in events[:3])
     assert result.failed == tuple(e.id for e in events[3:]) and not result.complete
+
+
+async def test_closing_is_no_disconnection_but_a_dropped_connection_is(
+        jetstream_names: JetStreamNames, nats_proxy) -> None:
+    # nats-py runs the disconnected callback from close() too: every clean shutdown (and every
+    # bench round) used to log a "nats.disconnected" warning that cried wolf.
+    with structlog.testing.capture_logs() as logs:
+        async with JetStreamPublisher(jetstream_names.url, stream=jetstream_names.stream,
+                                      subject_prefix=jetstream_names.subject_prefix) as publisher:
+            assert (await publisher.publish_batch([_credited(1)])).complete
+    assert [e for e in logs if e["event"] == "nats.disconnected"] == []
+
+    publisher = JetStreamPublisher(nats_proxy.url, stream=jetstream_names.stream,
+                                   subject_prefix=jetstream_names.subject_prefix, ack_timeout_s=1.0)
+    with structlog.testing.capture_logs() as logs:
+        try:
+            await publisher.connect()
+            await nats_proxy.stop()  # NATS goes away under a live connection
+
+            async def dropped() -> None:
+                while not [e for e in logs if e["event"] == "nats.disconnected"]:
+                    await asyncio.sleep(0.01)
+
+            await asyncio.wait_for(dropped(), timeout=10)
+        finally:
+            await publisher.close()
+    assert [e["log_level"] for e in logs if e["event"] == "nats.disconnected"] == ["warning"]
