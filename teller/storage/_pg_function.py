@@ -253,7 +253,16 @@ BEGIN
         ELSE
             SELECT * INTO h FROM transfers WHERE key = p_pending_keys[i] AND kind = 'pending' FOR UPDATE;
             IF NOT FOUND THEN r_status := 'not_found'; RETURN NEXT; CONTINUE; END IF;
-            IF h.status <> 'pending' THEN r_status := 'resolved'; RETURN NEXT; CONTINUE; END IF;
+            IF h.status <> 'pending' THEN
+                -- resolved by a transaction that committed after our look-up: if it was this very key
+                -- (another process settling the same step), it is a replay, as on SQLite
+                SELECT * INTO t FROM transfers WHERE key = p_keys[i];
+                IF NOT FOUND THEN r_status := 'resolved'; RETURN NEXT; CONTINUE; END IF;
+                r_status := CASE WHEN t.fingerprint = p_fingerprints[i] THEN 'replay' ELSE 'conflict' END;
+                r_id := t.id; r_kind := t.kind; r_debit := t.debit; r_credit := t.credit; r_asset := t.asset;
+                r_amount := t.amount_minor; r_pending_key := t.pending_key; r_created_at := t.created_at;
+                RETURN NEXT; CONTINUE;
+            END IF;
             amt := CASE WHEN p_kinds[i] = 'void' THEN h.amount_minor ELSE coalesce(p_amounts[i], h.amount_minor) END;
             IF amt > h.amount_minor THEN r_status := 'too_much'; RETURN NEXT; CONTINUE; END IF;
             INSERT INTO transfers (key, kind, debit, credit, asset, amount_minor, pending_key, status,

@@ -45,3 +45,30 @@ async def test_debits_and_holds_through_several_stores_on_one_database(store, st
     (balance,) = await store.ledger.balances(1)
     assert balance.available_minor == 0
     assert not await store.ledger.check_invariants()
+
+
+async def test_the_same_post_or_void_from_two_processes_is_one_and_a_replay(store, store_url) -> None:
+    """Two processes settling the same hold with the same key (two instances of one withdrawal's
+    step): one applies it, the other gets the replay, never HoldAlreadyResolved."""
+    holds = 30
+    await store.ledger.transfer(debit=chain_account("bank", ASSET), credit=user_account(1, ASSET), asset=ASSET,
+                                amount=holds, key="fund")
+    for i in range(holds):
+        await store.ledger.transfer(debit=user_account(1, ASSET), credit=hot_account("bank", ASSET), asset=ASSET,
+                                    amount=1, key=f"hold-{i}", pending=True)
+    others = [await open_store(store_url) for _ in range(2)]
+    try:
+        calls = []
+        for i in range(holds):
+            settle = "post" if i % 2 == 0 else "void"
+            for other in others:
+                calls.append(getattr(other.ledger, settle)(pending_key=f"hold-{i}", key=f"{settle}-{i}"))
+        results = await asyncio.gather(*calls, return_exceptions=True)
+    finally:
+        for other in others:
+            await other.close()
+    assert [r for r in results if isinstance(r, Exception)] == []
+    assert sorted(r.replayed for r in results) == [False] * holds + [True] * holds
+    (balance,) = await store.ledger.balances(1)
+    assert (balance.available_minor, balance.held_minor) == (holds // 2, 0)
+    assert not await store.ledger.check_invariants()
