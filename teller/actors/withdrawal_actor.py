@@ -6,7 +6,9 @@ only, so a restart resumes exactly where the last instance stopped:
 
 - ``pending``: sign (the Signer re-reads the row) with the next durable nonce and EIP-1559 fees from
   ``eth_feeHistory`` (capped), then in ONE transaction take the nonce, bind it to the withdrawal and
-  store the raw transaction and its hash (``withdrawal_attempts``). Only then broadcast.
+  store the raw transaction and its hash (``withdrawal_attempts``). Only then broadcast. A tick's
+  new withdrawals go together: consecutive nonces, one signer call, one transaction, one JSON-RPC
+  batch of sends, one transaction recording them sent; a race with another instance narrows the batch.
 - ``signed``: broadcast the stored bytes. "Already known" counts as sent; "nonce too low" is resolved
   by the receipts of every hash we signed for that nonce. The first acceptance moves the row to
   ``broadcast`` with a ``withdrawal.broadcast`` event (a conditional update: once).
@@ -26,7 +28,7 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
-from teller.actors.signer import WithdrawalSigning
+from teller.actors.signer import SigningRefused, WithdrawalSigning
 from teller.actors.withdrawal_steps import event_payload, refund, settle
 from teller.assets import Asset, AssetRegistry
 from teller.chain.client import ChainClient
@@ -35,7 +37,7 @@ from teller.config import ChainSettings
 from teller.errors import TellerError
 from teller.events.schema import EventType
 from teller.runtime import AsyncioActor, Call, Handle
-from teller.storage import Event, Outbox, StaleWrite, Store
+from teller.storage import Event, Outbox, StaleWrite, Store, Write
 from teller.storage.store import Row, utc_now
 from teller.storage.withdrawals import Withdrawals
 
@@ -45,6 +47,10 @@ FEE_BUMP_PERCENT = 10         # the least bump nodes accept for a same-nonce rep
 FEE_BUMP_MARGIN_PERCENT = 2   # above it, so rounding never lands exactly on the node's floor
 SIGNS_PER_TICK_MAX = 100      # new withdrawals signed per tick; the rest wait for the next one
 MAILBOX_MAX = 1_000
+# Send outcomes after which the transaction counts as sent. Underpriced: another of our transactions
+# holds the nonce in the pool. Nonce too low: some transaction used the nonce; receipts tell which.
+_COUNTS_AS_SENT = frozenset((SendOutcome.ACCEPTED, SendOutcome.ALREADY_KNOWN, SendOutcome.REPLACEMENT_UNDERPRICED,
+                             SendOutcome.NONCE_TOO_LOW))
 CrashHook = Callable[[str], None]  # tests: called with a step name; a test's hook kills the process there
 
 
@@ -140,11 +146,9 @@ class WithdrawalActor(AsyncioActor):
                 elif row["status"] == "signed" or nonce >= pool_nonce:
                     # never sent, or the node's pool lost it (a gap below later nonces): send the bytes again
                     await self._broadcast(row, attempt["tx_hash"], attempt["raw_tx"])
-        for row in pending:
+        if pending:
             fees = fees or await self._fees()
-            signed = await self._sign_first(row, fees)
-            if signed is not None:
-                await self._broadcast({**row, "status": "signed"}, *signed)
+            await self._broadcast_new(await self._sign_new(pending, fees))
 
     async def _fees(self) -> FeeSuggestion:
         return await self._client.suggest_fees(max_fee_per_gas_cap_wei=self._chain.max_fee_per_gas_cap_wei)
@@ -159,6 +163,77 @@ class WithdrawalActor(AsyncioActor):
             max_priority_fee_per_gas_wei=tip_wei)
 
     # -- steps ---------------------------------------------------------------------------------------
+    async def _sign_new(self, rows: list[Row], fees: FeeSuggestion) -> list[tuple[Row, str, str]]:
+        """Sign new withdrawals with consecutive nonces and persist them all in one transaction (one
+        signer call, one commit, instead of one each). Any refusal or race: one at a time instead."""
+        chain = self._chain.name
+        nonce = await self._repo.next_nonce(chain, self._hot)
+        assert nonce is not None, "raise_nonce_floor runs before any signing"
+        requests = [self._signing(row, nonce=nonce + i, max_fee_wei=fees.max_fee_per_gas_wei,
+                                  tip_wei=fees.max_priority_fee_per_gas_wei) for i, row in enumerate(rows)]
+        try:
+            txs = await self._signer().call("sign_withdrawals", requests, withdrawals=self._repo, chain=self._chain)
+        except SigningRefused:
+            # usually a race: another instance signed some of these since we read them
+            return await self._after_race(rows, fees, refused=True)
+        writes = []
+        for row, request, tx in zip(rows, requests, txs):
+            writes += Withdrawals.first_signature(
+                withdrawal_id=row["id"], chain=chain, from_address=self._hot, nonce=request.nonce,
+                tx_hash=tx.tx_hash, raw_tx="0x" + tx.raw.hex(), max_fee_per_gas_wei=fees.max_fee_per_gas_wei,
+                max_priority_fee_per_gas_wei=fees.max_priority_fee_per_gas_wei)
+        try:
+            await self._repo.run(writes)
+        except StaleWrite:  # a row or the nonce moved: nothing was persisted, nothing sent
+            return await self._after_race(rows, fees, refused=False)
+        for row, request, tx in zip(rows, requests, txs):
+            self.log.info("withdrawals.signed", withdrawal_id=row["id"], nonce=request.nonce, tx_hash=tx.tx_hash)
+        self._crash_point("after_sign")
+        return [({**row, "status": "signed"}, tx.tx_hash, "0x" + tx.raw.hex()) for row, tx in zip(rows, txs)]
+
+    async def _after_race(self, rows: list[Row], fees: FeeSuggestion, *, refused: bool) -> list[tuple[Row, str, str]]:
+        """Go on with the rows still unsigned (another instance took the others). If none moved: a
+        refusal is signed one at a time, which finds the refused row and stops the tick on it; a moved
+        nonce (another instance's own withdrawals) waits for the next tick."""
+        current = await self._repo.get_many([row["id"] for row in rows])
+        unsigned = [row for row in rows if (now := current.get(row["id"])) is not None
+                    and now["status"] == "pending" and now["nonce"] is None]
+        if len(unsigned) < len(rows):
+            self.log.warning("withdrawals.sign_raced", withdrawal_ids=[r["id"] for r in rows if r not in unsigned])
+            return await self._sign_new(unsigned, fees) if unsigned else []
+        if not refused:
+            self.log.warning("withdrawals.sign_raced", nonce_moved=True)
+            return []
+        signed = []
+        for row in rows:
+            one = await self._sign_first(row, fees)
+            if one is not None:
+                signed.append(({**row, "status": "signed"}, *one))
+        return signed
+
+    async def _broadcast_new(self, signed: list[tuple[Row, str, str]]) -> None:
+        """Send freshly signed transactions in one JSON-RPC batch and record the sent ones in one
+        transaction; if any row moved meanwhile, record them one at a time (each at most once)."""
+        if not signed:
+            return
+        results = await self._client.send_raw_transactions([bytes.fromhex(raw[2:]) for _, _, raw in signed])
+        self._crash_point("after_broadcast")
+        sent = []
+        for (row, tx_hash, _), result in zip(signed, results):
+            if result.outcome in _COUNTS_AS_SENT:
+                sent.append((row, tx_hash))
+            else:
+                self.log.warning("withdrawals.broadcast_rejected", withdrawal_id=row["id"], tx_hash=tx_hash,
+                                 reason=result.reason[:200])
+        try:
+            await self._repo.run([write for row, tx_hash in sent for write in self._broadcast_writes(row, tx_hash)])
+        except StaleWrite:
+            for row, tx_hash in sent:
+                await self._mark_broadcast(row, tx_hash)
+            return
+        for row, tx_hash in sent:
+            self.log.info("withdrawals.broadcast", withdrawal_id=row["id"], tx_hash=tx_hash)
+
     async def _sign_first(self, row: Row, fees: FeeSuggestion) -> tuple[str, str] | None:
         chain = self._chain.name
         nonce = await self._repo.next_nonce(chain, self._hot)
@@ -184,11 +259,8 @@ class WithdrawalActor(AsyncioActor):
     async def _broadcast(self, row: Row, tx_hash: str, raw_hex: str) -> None:
         result = await self._client.send_raw_transaction(bytes.fromhex(raw_hex[2:]))
         self._crash_point("after_broadcast")
-        if result.outcome in (SendOutcome.ACCEPTED, SendOutcome.ALREADY_KNOWN, SendOutcome.REPLACEMENT_UNDERPRICED):
-            # underpriced: another of our transactions holds the nonce in the pool; it counts as sent
+        if result.outcome in _COUNTS_AS_SENT:
             await self._mark_broadcast(row, tx_hash)
-        elif result.outcome is SendOutcome.NONCE_TOO_LOW:
-            await self._mark_broadcast(row, tx_hash)  # some transaction used the nonce; receipts will tell which
         else:
             # REJECTED (e.g. the hot wallet lacks gas money): keep the nonce and the bytes, retry next tick
             self.log.warning("withdrawals.broadcast_rejected", withdrawal_id=row["id"], tx_hash=tx_hash,
@@ -198,15 +270,17 @@ class WithdrawalActor(AsyncioActor):
         if row["status"] != "signed":
             await self._repo.run([Withdrawals.mark_attempt_broadcast(withdrawal_id=row["id"], tx_hash=tx_hash)])
             return
-        event = Event(EventType.WITHDRAWAL_BROADCAST.value,
-                      event_payload(row, self._asset(row), tx_hash=tx_hash))
         try:
-            await self._repo.run([*Withdrawals.mark_broadcast(withdrawal_id=row["id"], tx_hash=tx_hash),
-                                  Outbox.write(event)])
+            await self._repo.run(self._broadcast_writes(row, tx_hash))
         except StaleWrite:
             pass  # already broadcast (an earlier tick or instance): its event is written already
         else:
             self.log.info("withdrawals.broadcast", withdrawal_id=row["id"], tx_hash=tx_hash)
+
+    def _broadcast_writes(self, row: Row, tx_hash: str) -> list[Write]:
+        """``signed`` -> ``broadcast`` with its event; a StaleWrite if the row moved already (event once)."""
+        event = Event(EventType.WITHDRAWAL_BROADCAST.value, event_payload(row, self._asset(row), tx_hash=tx_hash))
+        return [*Withdrawals.mark_broadcast(withdrawal_id=row["id"], tx_hash=tx_hash), Outbox.write(event)]
 
     async def _replace(self, row: Row, latest: Row, fees: FeeSuggestion) -> None:
         old_max, old_tip = latest["max_fee_per_gas_wei"], latest["max_priority_fee_per_gas_wei"]

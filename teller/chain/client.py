@@ -253,18 +253,36 @@ class ChainClient:
         """Broadcast signed bytes. Idempotent from the caller's view: resending answers ALREADY_KNOWN or
         NONCE_TOO_LOW (then look the hash up) rather than failing. Transport failures and the node's
         transient errors raise ChainUnavailable: the transaction may or may not have reached the node."""
-        tx_hash = "0x" + keccak(raw).hex()
+        (result,) = await self.send_raw_transactions([raw])
+        return result
+
+    async def send_raw_transactions(self, raws: Sequence[bytes]) -> list[SendResult]:
+        """Broadcast many signed transactions in one JSON-RPC batch (per ``BATCH_SIZE_MAX``), one result
+        each, as ``send_raw_transaction`` would answer. A transient error on any of them raises
+        ChainUnavailable for all: each may or may not have reached the node, and resending is safe."""
+        if not raws:
+            return []
+        hashes = ["0x" + keccak(raw).hex() for raw in raws]
         async with self._translated("eth_sendRawTransaction"):
-            try:
-                answer = await self._json_rpc().call("eth_sendRawTransaction", ("0x" + raw.hex(),))
-            except RpcError as exc:
-                outcome = _classify_send_error(exc)
-                if outcome is None:
-                    raise
-                return SendResult(outcome=outcome, tx_hash=tx_hash, reason=exc.message)
-        if not isinstance(answer, str) or answer.lower() != tx_hash:
-            raise ChainUnavailable(f"{self.name}: eth_sendRawTransaction answered another hash", chain=self.name)
-        return SendResult(outcome=SendOutcome.ACCEPTED, tx_hash=tx_hash)
+            if len(raws) == 1:
+                try:
+                    answers: list[Any] = [await self._json_rpc().call("eth_sendRawTransaction", ("0x" + raws[0].hex(),))]
+                except RpcError as exc:
+                    answers = [exc]
+            else:
+                answers = await self._json_rpc().batch("eth_sendRawTransaction", [("0x" + raw.hex(),) for raw in raws])
+            results = []
+            for tx_hash, answer in zip(hashes, answers):
+                if isinstance(answer, RpcError):
+                    outcome = _classify_send_error(answer)
+                    if outcome is None:
+                        raise answer
+                    results.append(SendResult(outcome=outcome, tx_hash=tx_hash, reason=answer.message))
+                elif not isinstance(answer, str) or answer.lower() != tx_hash:
+                    raise ChainUnavailable(f"{self.name}: eth_sendRawTransaction answered another hash", chain=self.name)
+                else:
+                    results.append(SendResult(outcome=SendOutcome.ACCEPTED, tx_hash=tx_hash))
+        return results
 
 
 def _classify_send_error(exc: RpcError) -> SendOutcome | None:

@@ -41,6 +41,17 @@ class Withdrawals:
     async def get(self, withdrawal_id: int) -> Row | None:
         return await self._store.fetch_one("SELECT * FROM withdrawals WHERE id = ?", withdrawal_id)
 
+    async def get_many(self, withdrawal_ids: Sequence[int]) -> dict[int, Row]:
+        """Rows by id, in one query per ``UNFINISHED_BATCH_MAX`` ids; missing ids are absent."""
+        out: dict[int, Row] = {}
+        ids = list(withdrawal_ids)
+        for start in range(0, len(ids), UNFINISHED_BATCH_MAX):
+            chunk = ids[start:start + UNFINISHED_BATCH_MAX]
+            marks = ", ".join("?" for _ in chunk)
+            for row in await self._store.fetch_all(f"SELECT * FROM withdrawals WHERE id IN ({marks})", *chunk):
+                out[row["id"]] = row
+        return out
+
     async def get_for_user(self, user_id: int, withdrawal_id: int) -> Row | None:
         return await self._store.fetch_one(
             "SELECT * FROM withdrawals WHERE id = ? AND user_id = ?", withdrawal_id, user_id)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 from typing import Any
 
@@ -110,3 +111,28 @@ async def test_underpriced_transaction_is_replaced_and_settles_once(store: Store
         assert int(dev.rpc("eth_getTransactionCount", HOT, "latest"), 16) == nonce_before + 1
         assert await app.balance(uid, ETH) == (10**18 - 10**17 - 5 * 10**14, 0)
         assert not await store.ledger.check_invariants()
+
+
+async def test_two_instances_on_one_database_pay_a_burst_exactly_once(store: Store, devnet: DevNet, log_stream: io.StringIO) -> None:
+    """A burst signed and sent in batches, by two Tellers racing on one database: every withdrawal gets
+    its own nonce, is paid once, announced once, and the ledger balances."""
+    settings = withdrawal_settings(rpc_url=devnet.url, token=devnet.token)
+    eth_before = devnet.dev.balance_wei(RECIPIENT)
+    async with running(settings, store) as first, running(settings, store):
+        uid, headers = await first.sign_in()
+        await first.credit(uid, ETH, 10**18)
+        responses = [await first.withdraw(headers, f"burst-{i}", chain="devnet", asset="ETH", to=RECIPIENT,
+                                          amount="0.01") for i in range(12)]
+        assert [r.status for r in responses] == [202] * 12
+        for response in responses:
+            body = await _until_final(first, headers, (await response.json())["id"], devnet)
+            assert body["status"] == "confirmed", body
+        rows = await store.fetch_all("SELECT nonce FROM withdrawals ORDER BY nonce")
+        nonces = [int(r["nonce"]) for r in rows]
+        assert nonces == list(range(nonces[0], nonces[0] + 12))
+        assert devnet.dev.balance_wei(RECIPIENT) - eth_before == 12 * 10**16
+        types = sorted(t for t, _ in await _events(store))
+        assert types == sorted(["withdrawal.broadcast", "withdrawal.confirmed"] * 12)
+        assert await first.balance(uid, ETH) == (10**18 - 12 * (10**16 + 5 * 10**14), 0)
+        assert not await store.ledger.check_invariants()
+    assert "withdrawals.tick_failed" not in log_stream.getvalue()  # a race between instances is no failure
