@@ -226,3 +226,17 @@ async def test_a_node_answering_nonsense_is_chain_unavailable(status: int, body:
                 await asyncio.wait_for(client.block_number(), HANG_GUARD_S)
     finally:
         server.close()
+
+
+async def test_a_batch_of_sends_answers_each_transaction_on_its_own(devnet: DevNet, chain_client: ChainClient) -> None:
+    sender = devnet.wallet.account(5)
+    nonce = await chain_client.get_nonce(sender.address)
+    devnet.dev.set_automine(False)
+    first, second = (sign_native_transfer(sender, chain_id=devnet.chain_id, nonce=nonce + i, to=user(devnet, 26),
+                                          amount_wei=1, **FEES) for i in range(2))
+    assert (await chain_client.send_raw_transaction(first.raw)).outcome is SendOutcome.ACCEPTED
+    results = await chain_client.send_raw_transactions([first.raw, second.raw])
+    assert [(r.outcome, r.tx_hash) for r in results] == [
+        (SendOutcome.ALREADY_KNOWN, first.tx_hash), (SendOutcome.ACCEPTED, second.tx_hash)]
+    assert await chain_client.send_raw_transactions([]) == []
+    assert await chain_client.get_nonce(sender.address, pending=True) == nonce + 2
