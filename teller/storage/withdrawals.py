@@ -42,15 +42,9 @@ class Withdrawals:
         return await self._store.fetch_one("SELECT * FROM withdrawals WHERE id = ?", withdrawal_id)
 
     async def get_many(self, withdrawal_ids: Sequence[int]) -> dict[int, Row]:
-        """Rows by id, in one query per ``UNFINISHED_BATCH_MAX`` ids; missing ids are absent."""
-        out: dict[int, Row] = {}
-        ids = list(withdrawal_ids)
-        for start in range(0, len(ids), UNFINISHED_BATCH_MAX):
-            chunk = ids[start:start + UNFINISHED_BATCH_MAX]
-            marks = ", ".join("?" for _ in chunk)
-            for row in await self._store.fetch_all(f"SELECT * FROM withdrawals WHERE id IN ({marks})", *chunk):
-                out[row["id"]] = row
-        return out
+        """Rows by id; missing ids are absent."""
+        return {row["id"]: row for row in await self._where_in("SELECT * FROM withdrawals WHERE id IN ({})",
+                                                                withdrawal_ids)}
 
     async def get_for_user(self, user_id: int, withdrawal_id: int) -> Row | None:
         return await self._store.fetch_one(
@@ -77,16 +71,17 @@ class Withdrawals:
 
     async def latest_attempts(self, withdrawal_ids: Sequence[int]) -> dict[int, Row]:
         """The newest signed transaction of each withdrawal, in one query per batch."""
-        out: dict[int, Row] = {}
-        ids = list(withdrawal_ids)
+        rows = await self._where_in("SELECT * FROM withdrawal_attempts WHERE withdrawal_id IN ({}) ORDER BY id",
+                                    withdrawal_ids)
+        return {row["withdrawal_id"]: row for row in rows}  # ordered by id: the last one wins
+
+    async def _where_in(self, sql: str, ids: Sequence[int]) -> list[Row]:
+        """``sql`` with its ``{}`` filled by placeholders, run once per ``UNFINISHED_BATCH_MAX`` ids."""
+        rows: list[Row] = []
         for start in range(0, len(ids), UNFINISHED_BATCH_MAX):
-            chunk = ids[start:start + UNFINISHED_BATCH_MAX]
-            marks = ", ".join("?" for _ in chunk)
-            rows = await self._store.fetch_all(
-                f"SELECT * FROM withdrawal_attempts WHERE withdrawal_id IN ({marks}) ORDER BY id", *chunk)
-            for row in rows:
-                out[row["withdrawal_id"]] = row  # ordered by id: the last one wins
-        return out
+            chunk = list(ids[start:start + UNFINISHED_BATCH_MAX])
+            rows += await self._store.fetch_all(sql.format(", ".join("?" for _ in chunk)), *chunk)
+        return rows
 
     async def attempts(self, withdrawal_id: int) -> list[Row]:
         """Every signed transaction of a withdrawal, oldest first."""
