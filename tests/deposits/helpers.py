@@ -2,24 +2,22 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient
 
-from teller.app import Teller, start_teller
+from teller.app import Teller
 from teller.config import Settings
 from teller.storage import Store
 from tests.fixtures.chain import TEST_MNEMONIC
 from tests.fixtures.http import BOT_TOKEN, settings_for_tests
 from tests.fixtures.initdata import sign_init_data
+from tests.fixtures.teller_app import POLL_S, teller_and_client, wait_for  # noqa: F401 - wait_for for the tests
 
 CHAIN = "devnet"
-POLL_S = 0.05
-WAIT_S = 30.0
 CONFIRMATIONS = 3
 
 
@@ -79,32 +77,8 @@ class Running:
 
 @asynccontextmanager
 async def running(settings: Settings, store: Store, **overrides: Any) -> AsyncIterator[Running]:
-    teller = await start_teller(settings, store=store, overrides=overrides)
-    client = TestClient(TestServer(teller.app, host="127.0.0.1"))
-    await client.start_server()
-    try:
+    async with teller_and_client(settings, store, **overrides) as (teller, client):
         yield Running(teller=teller, client=client, store=store)
-    finally:
-        await client.close()
-        await teller.tree.stop()
-        for flow in teller.flows:
-            if flow.close is not None:
-                await flow.close()
-
-
-async def wait_for(check: Callable[[], Awaitable[Any]], *, timeout_s: float = WAIT_S,
-                   between: Callable[[], Any] | None = None, what: str = "condition") -> Any:
-    """Poll ``check`` until it returns something truthy; ``between`` runs (in a thread) between polls."""
-    deadline = asyncio.get_running_loop().time() + timeout_s
-    while True:
-        result = await check()
-        if result:
-            return result
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        if between is not None:
-            await asyncio.to_thread(between)
-        await asyncio.sleep(POLL_S)
 
 
 async def deposit_rows(store: Store) -> list[dict[str, Any]]:
