@@ -6,6 +6,14 @@ JetStream's ``Nats-Msg-Id`` dedup and the notifier's claim both drop a re-send),
 batch, hands each acknowledged event to the subscribers, and only then marks those rows
 delivered. A crash anywhere before the mark re-sends the batch after the restart; nothing is lost.
 
+- Pipelined, two batches deep: while a full batch's acks are on their way, the next drain reads,
+  builds and sends the rows after it, and only then collects those acks and marks that batch.
+  JetStream stores one batch while we prepare the next; awaiting each batch's acks before the
+  next read left both sides idle in turn (about half of a batch's time was that wait). Batches
+  are settled (subscribers, mark) strictly in the order they were read; when one is not wholly
+  delivered, the batch sent after it is given up and re-sent later, so order and at-least-once
+  hold exactly as without the overlap. A batch that is not full is settled in its own drain.
+
 - NATS down: ``EventsUnavailable`` is an expected state, not a crash. The relay keeps its place,
   records the error, and retries on its own timer with exponential backoff (bounded), so the
   supervisor's restart intensity is never spent on an outage. The backlog grows in the database.
@@ -24,6 +32,7 @@ The relay runs at its own pace (house rule 10): a timer tells it to drain, every
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -31,7 +40,7 @@ from typing import Any
 from pykka import ActorDeadError
 
 from teller.errors import EventsUnavailable, TellerError
-from teller.events import EVENT_JSON_BYTES_MAX, PUBLISH_BATCH_MAX, Event, JetStreamPublisher
+from teller.events import EVENT_JSON_BYTES_MAX, PUBLISH_BATCH_MAX, Event, JetStreamPublisher, SentBatch
 from teller.runtime import ActorRuntimeError, AsyncioActor, Call
 from teller.storage import Outbox
 from teller.storage.notifications import OutboxRow, OutboxRows
@@ -41,13 +50,16 @@ __all__ = ["OutboxRelay", "RelayState", "Subscriber", "event_from_row", "RELAY_B
 Subscriber = Callable[[Event], Awaitable[None]]
 
 RELAY_BATCH_MAX = 500  # rows per read: also the outbox's mark_delivered bound (OUTBOX_BATCH_MAX)
+# Batches sent and not yet settled: the one whose acks are coming while the next is read and sent.
+# Two keep JetStream busy while we work; more would only hold more rows unmarked for no gain.
+RELAY_BATCHES_IN_FLIGHT_MAX = 2
 POLL_INTERVAL_S = 0.5
 BACKOFF_BASE_S = 0.2
 BACKOFF_MAX_S = 5.0
 ERROR_TEXT_LEN_MAX = 300
 _EVENT_ENVELOPE_CHARS_MAX = 512  # id, type, user_id, created_at and the JSON around the payload
 _RELAY_MAILBOX_MAX = 16  # only timer ticks and wake-ups arrive here
-assert RELAY_BATCH_MAX <= PUBLISH_BATCH_MAX
+assert RELAY_BATCH_MAX * RELAY_BATCHES_IN_FLIGHT_MAX <= PUBLISH_BATCH_MAX  # no send waits for a free slot
 
 
 @dataclass(slots=True)
@@ -88,6 +100,16 @@ def event_from_row(row: OutboxRow) -> Event:
     return event
 
 
+@dataclass(frozen=True, slots=True)
+class _Batch:
+    """One read: its row id range, the events built from it, and (with JetStream) their acks to come."""
+
+    first_id: int
+    last_id: int
+    events: list[tuple[int, Event]]
+    sent: SentBatch | None
+
+
 class OutboxRelay(AsyncioActor):
     mailbox_max = _RELAY_MAILBOX_MAX
 
@@ -114,6 +136,7 @@ class OutboxRelay(AsyncioActor):
         self._batch_max = batch_max
         self._backoff_max_s = backoff_max_s
         self._timer: asyncio.TimerHandle | None = None
+        self._in_flight: deque[_Batch] = deque()  # sent, not yet settled; oldest first
         state.nats = publisher is not None
 
     # -- lifecycle -------------------------------------------------------------------------------
@@ -122,9 +145,11 @@ class OutboxRelay(AsyncioActor):
 
     def on_stop(self) -> None:
         self._cancel_timer()
+        self._abandon_in_flight()  # unmarked rows: the next relay re-sends them, JetStream dedups
 
     def on_failure(self, *_exc: Any) -> None:
         self._cancel_timer()
+        self._abandon_in_flight()
 
     def _schedule(self, delay_s: float) -> None:
         self._cancel_timer()
@@ -148,37 +173,66 @@ class OutboxRelay(AsyncioActor):
         self._schedule(0.0)
 
     async def drain(self) -> int:
-        """One bounded batch; schedules the next. Returns the number of rows marked delivered."""
+        """Read and send one bounded batch, settle what is due; schedules the next drain.
+
+        Returns the number of rows marked delivered. A full batch (more rows are waiting) stays in
+        flight until the next drain has read and sent the rows after it (the module docstring).
+        """
         self._cancel_timer()
-        rows = await self._rows.undelivered(limit=self._batch_max)
+        newest = self._in_flight[-1] if self._in_flight else None
+        # The in-flight batch's rows are still undelivered: read past them, not them again.
+        rows = await self._rows.undelivered(
+            limit=self._batch_max, skip=None if newest is None else (newest.first_id, newest.last_id))
+        full = len(rows) == self._batch_max
+        delivered = 0
+        try:
+            if rows:
+                batch = await self._read_batch(rows)
+                if batch.events:
+                    self._in_flight.append(batch)
+            keep = 1 if full and self._publisher is not None else 0
+            while len(self._in_flight) > keep:
+                count, held_back = await self._settle(self._in_flight[0])
+                self._in_flight.popleft()
+                delivered += count
+                if held_back:
+                    # What was sent after it must not overtake it: give it up, re-send it in order.
+                    self._abandon_in_flight()
+                    self._schedule(self._backoff_s(self._state.failures_in_row + 1))
+                    return delivered
+        except EventsUnavailable as exc:
+            self._abandon_in_flight()
+            self._failed(exc)
+            return delivered
+        self._schedule(0.0 if full or self._in_flight else self._poll_interval_s)
+        return delivered
+
+    async def _read_batch(self, rows: list[OutboxRow]) -> _Batch:
+        """Events from the rows (parking those that can never be one), sent if JetStream is on."""
         events: list[tuple[int, Event]] = []
         for row in rows:
             try:
                 events.append((row.id, event_from_row(row)))
             except ValueError as exc:
                 await self._park(row, str(exc))
-        try:
-            delivered_ids, refused = await self._deliver(events)
-        except EventsUnavailable as exc:
-            self._failed(exc)
-            return 0
+        sent = None
+        if events and self._publisher is not None:
+            sent = await self._publisher.send_batch([event for _, event in events])
+        return _Batch(rows[0].id, rows[-1].id, events, sent)
+
+    async def _settle(self, batch: _Batch) -> tuple[int, bool]:
+        """Acks, subscribers, then the mark: rows marked delivered, and whether any was held back."""
+        delivered_ids, held_back = await self._deliver(batch)
         if delivered_ids:
             await self._outbox.mark_delivered(delivered_ids)
             self._state.delivered += len(delivered_ids)
-        if refused:
-            self._schedule(self._backoff_s(self._state.failures_in_row + 1))
-        elif len(rows) == self._batch_max:
-            self._schedule(0.0)  # more is waiting
-        else:
-            self._schedule(self._poll_interval_s)
-        return len(delivered_ids)
+        return len(delivered_ids), held_back
 
-    async def _deliver(self, events: list[tuple[int, Event]]) -> tuple[list[int], bool]:
-        """Publish, then offer to subscribers; the row ids that may be marked, and whether one refused."""
-        if not events:
-            return [], False
-        if self._publisher is not None:
-            result = await self._publisher.publish_batch([event for _, event in events])
+    async def _deliver(self, batch: _Batch) -> tuple[list[int], bool]:
+        """Await the acks, then offer to subscribers; the row ids that may be marked, and whether one refused."""
+        events = batch.events
+        if batch.sent is not None:
+            result = await batch.sent.result()
             acked = set(result.acked)
             self._state.published += len(acked)
             self._state.connected = True
@@ -203,6 +257,12 @@ class OutboxRelay(AsyncioActor):
         self._state.failures_in_row = 0
         self._state.last_error = None
         return delivered, False
+
+    def _abandon_in_flight(self) -> None:
+        while self._in_flight:
+            sent = self._in_flight.popleft().sent
+            if sent is not None:
+                sent.abandon()
 
     async def _park(self, row: OutboxRow, reason: str) -> None:
         await self._rows.park(row.id, reason)

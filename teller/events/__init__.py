@@ -1,6 +1,6 @@
 """Teller's events: the schema (what is announced) and the NATS JetStream publisher."""
 
-from teller.events.jetstream import PUBLISH_BATCH_MAX, JetStreamPublisher, PublishResult
+from teller.events.jetstream import PUBLISH_BATCH_MAX, JetStreamPublisher, PublishResult, SentBatch
 from teller.events.schema import (
     EVENT_ID_LEN_MAX,
     EVENT_JSON_BYTES_MAX,
@@ -21,5 +21,6 @@ __all__ = [
     "new_event_id",
     "JetStreamPublisher",
     "PublishResult",
+    "SentBatch",
     "PUBLISH_BATCH_MAX",
 ]

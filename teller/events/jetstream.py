@@ -4,7 +4,9 @@ Each event goes to ``<subject_prefix>.<type>`` with its id as ``Nats-Msg-Id``, s
 republished event inside its duplicate window: the relay may retry a whole batch after a crash and
 the stream still holds each event once. A batch is sent with ``publish_async`` (all messages out,
 then the acks gathered; FIELD-NOTES: ~7x awaiting each ack) and the result names exactly the
-events whose acks arrived: only those may be marked delivered.
+events whose acks arrived: only those may be marked delivered. ``send_batch`` splits the two halves
+(a ``SentBatch`` whose ``result()`` gathers the acks later), so a caller can prepare its next batch
+while JetStream stores this one: the relay's pipeline. ``publish_batch`` is both at once.
 
 Every nats-py failure becomes ``EventsUnavailable``. Connecting is lazy and bounded: one attempt
 per call, at most ``connect_timeout_s`` (a closed port fails at once). A connection that drops is
@@ -16,6 +18,7 @@ our own ``close()`` does not (it is no disconnection, and the warning would cry 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -30,9 +33,10 @@ from teller.errors import EventsUnavailable
 from teller.events.schema import SUBJECT_PREFIX, Event
 from teller.log import get_logger
 
-__all__ = ["JetStreamPublisher", "PublishResult", "PUBLISH_BATCH_MAX"]
+__all__ = ["JetStreamPublisher", "PublishResult", "SentBatch", "PUBLISH_BATCH_MAX"]
 
-# The relay's batch and nats-py's in-flight bound: one batch never stalls on the client's semaphore.
+# nats-py's in-flight bound (its semaphore), and ours over all unfinished batches together: send_batch
+# refuses to pass it, so a send never waits on a semaphore that only a later ack or cancel could free.
 PUBLISH_BATCH_MAX = 1000
 _DUPLICATE_WINDOW_S = 120.0
 _CONNECT_RETRY_WAIT_S = 0.1  # JetStream's default; the relay's retries happen well inside it
@@ -80,6 +84,7 @@ class JetStreamPublisher:
         self._nc: NatsClient | None = None
         self._js: JetStreamContext | None = None
         self._connect_lock = asyncio.Lock()
+        self._unfinished: list[SentBatch] = []  # sent, acks not yet gathered nor given up
         self._log = get_logger(component="jetstream", stream=stream)
 
     @property
@@ -97,11 +102,24 @@ class JetStreamPublisher:
         await self._ensure_js()
 
     async def publish_batch(self, events: Sequence[Event]) -> PublishResult:
+        return await (await self.send_batch(events)).result()
+
+    async def send_batch(self, events: Sequence[Event]) -> SentBatch:
+        """Send the events now and return without waiting for their acks (see ``SentBatch``).
+
+        ``EventsUnavailable`` if NATS cannot be reached; ``ValueError`` if this batch and the
+        unfinished ones together would pass PUBLISH_BATCH_MAX. An empty batch connects to nothing.
+        """
         if len(events) > PUBLISH_BATCH_MAX:
             raise ValueError(f"batch of {len(events)} events is over PUBLISH_BATCH_MAX={PUBLISH_BATCH_MAX}")
         if not events:
-            return PublishResult((), (), ())
+            return self._batch([], [])
         js = await self._ensure_js()
+        self._abandon_forgotten()
+        in_flight = sum(batch.in_flight for batch in self._unfinished)
+        if in_flight + len(events) > PUBLISH_BATCH_MAX:
+            raise ValueError(f"{in_flight} events still in flight: {len(events)} more would pass "
+                             f"PUBLISH_BATCH_MAX={PUBLISH_BATCH_MAX}")
         futures: list[tuple[str, asyncio.Future[Any]]] = []
         try:
             for event in events:
@@ -111,39 +129,31 @@ class JetStreamPublisher:
                     headers={"Nats-Msg-Id": event.id},
                     # No Nats-Expected-Stream header (it cost ~25% of throughput here): the stream's
                     # subjects are checked once on connect instead.
-                    # No wait_stall: it costs a task per message (asyncio.wait_for), and a batch never
-                    # exceeds the client's in-flight bound (PUBLISH_BATCH_MAX), so it cannot stall.
+                    # No wait_stall: it costs a task per message (asyncio.wait_for), and the batches
+                    # in flight never exceed the client's bound (PUBLISH_BATCH_MAX, checked above).
                 )
                 futures.append((event.id, future))
         except (nats.errors.Error, OSError, asyncio.TimeoutError) as exc:
             self._log.warning("jetstream.publish_interrupted", error=type(exc).__name__, sent=len(futures))
-        result = await self._gather_acks(futures, [e.id for e in events[len(futures):]])
-        if not result.acked:
-            raise EventsUnavailable("no event was acknowledged by JetStream", failed=len(result.failed))
-        return result
-
-    async def _gather_acks(self, futures: list[tuple[str, asyncio.Future[Any]]], unsent: list[str]) -> PublishResult:
+        batch = self._batch(futures, [e.id for e in events[len(futures):]])
         if futures:
-            await asyncio.wait([f for _, f in futures], timeout=self._ack_timeout_s)
-        acked: list[str] = []
-        duplicates: list[str] = []
-        failed = list(unsent)
-        for event_id, future in futures:
-            if not future.done():
-                future.cancel()  # frees nats-py's in-flight slot; a late ack is simply ignored
-                failed.append(event_id)
-            elif future.cancelled() or future.exception() is not None:
-                failed.append(event_id)
-            else:
-                acked.append(event_id)
-                if future.result().duplicate:
-                    duplicates.append(event_id)
-        if failed:
-            self._log.warning("jetstream.acks_missing", acked=len(acked), failed=len(failed))
-        return PublishResult(tuple(acked), tuple(duplicates), tuple(failed))
+            self._unfinished.append(batch)
+        return batch
+
+    def _batch(self, futures: list[tuple[str, asyncio.Future[Any]]], unsent: list[str]) -> SentBatch:
+        return SentBatch(futures, unsent, ack_timeout_s=self._ack_timeout_s, log=self._log, unfinished=self._unfinished)
+
+    def _abandon_forgotten(self) -> None:
+        """A batch nobody awaited within the ack timeout would hold nats-py's slots for ever: give it up."""
+        now_s = time.monotonic()
+        for batch in [b for b in self._unfinished if b.forgotten(now_s)]:
+            self._log.warning("jetstream.batch_forgotten", events=batch.in_flight)
+            batch.abandon()
 
     async def close(self) -> None:
         nc, self._nc, self._js = self._nc, None, None
+        for batch in list(self._unfinished):
+            batch.abandon()  # its acks could only come on this connection: fail them now, not at the timeout
         if nc is not None and not nc.is_closed:
             try:
                 await asyncio.wait_for(nc.close(), timeout=self._connect_timeout_s)
@@ -226,3 +236,70 @@ class JetStreamPublisher:
 
     async def _on_error(self, exc: Exception) -> None:
         self._log.warning("nats.error", error=type(exc).__name__, detail=str(exc)[:200])
+
+
+class SentBatch:
+    """Events handed to the connection whose acks are still on their way (``send_batch``).
+
+    Finish it once: ``await result()`` waits up to ``ack_timeout_s`` for the acks and returns what
+    ``publish_batch`` would (``EventsUnavailable`` if none arrived); ``abandon()`` gives them up,
+    because the caller will send those events again (a copy JetStream already stored is then
+    dropped as a duplicate). Until finished, its events count against PUBLISH_BATCH_MAX.
+    """
+
+    __slots__ = ("_futures", "_unsent", "_ack_timeout_s", "_log", "_unfinished", "_expires_at_s", "_awaited",
+                 "_finished")
+
+    def __init__(self, futures: list[tuple[str, asyncio.Future[Any]]], unsent: list[str], *, ack_timeout_s: float,
+                 log: Any, unfinished: list[SentBatch]) -> None:
+        self._futures = futures
+        self._unsent = unsent
+        self._ack_timeout_s = ack_timeout_s
+        self._log = log
+        self._unfinished = unfinished  # the publisher's register of batches still counting in flight
+        self._expires_at_s = time.monotonic() + ack_timeout_s
+        self._awaited = False
+        self._finished = not futures
+
+    @property
+    def in_flight(self) -> int:
+        return 0 if self._finished else len(self._futures)
+
+    def forgotten(self, now_s: float) -> bool:
+        return not self._finished and not self._awaited and now_s >= self._expires_at_s
+
+    async def result(self) -> PublishResult:
+        if not self._futures and not self._unsent:
+            return PublishResult((), (), ())
+        if not self._finished:
+            self._awaited = True
+            await asyncio.wait([f for _, f in self._futures], timeout=self._ack_timeout_s)
+            self._finish()
+        acked: list[str] = []
+        duplicates: list[str] = []
+        failed = list(self._unsent)
+        for event_id, future in self._futures:
+            if future.cancelled() or future.exception() is not None:
+                failed.append(event_id)
+            else:
+                acked.append(event_id)
+                if future.result().duplicate:
+                    duplicates.append(event_id)
+        if failed:
+            self._log.warning("jetstream.acks_missing", acked=len(acked), failed=len(failed))
+        if not acked:
+            raise EventsUnavailable("no event was acknowledged by JetStream", failed=len(failed))
+        return PublishResult(tuple(acked), tuple(duplicates), tuple(failed))
+
+    def abandon(self) -> None:
+        """Give up the acks still missing (the caller re-sends those events); idempotent."""
+        if not self._finished:
+            self._finish()
+
+    def _finish(self) -> None:
+        for _, future in self._futures:
+            if not future.done():
+                future.cancel()  # frees nats-py's in-flight slot; a late ack is simply ignored
+        self._finished = True
+        if self in self._unfinished:
+            self._unfinished.remove(self)

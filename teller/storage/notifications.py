@@ -111,10 +111,21 @@ class OutboxRows:
     def __init__(self, store: Store) -> None:
         self._store = store
 
-    async def undelivered(self, *, limit: int) -> list[OutboxRow]:
-        rows = await self._store.fetch_all(
-            "SELECT id, type, payload, created_at FROM outbox"
-            " WHERE delivered_at IS NULL AND parked_reason IS NULL ORDER BY id LIMIT ?", limit)
+    async def undelivered(self, *, limit: int, skip: tuple[int, int] | None = None) -> list[OutboxRow]:
+        """The oldest rows to relay; ``skip`` (first id, last id) leaves out a batch still in flight.
+
+        Only that id range is left out, never "everything up to it": a row that commits late inside
+        or below it (PostgreSQL ids come from a sequence) is still read, by this call or the next.
+        """
+        if skip is None:
+            rows = await self._store.fetch_all(
+                "SELECT id, type, payload, created_at FROM outbox"
+                " WHERE delivered_at IS NULL AND parked_reason IS NULL ORDER BY id LIMIT ?", limit)
+        else:
+            rows = await self._store.fetch_all(
+                "SELECT id, type, payload, created_at FROM outbox"
+                " WHERE delivered_at IS NULL AND parked_reason IS NULL AND (id < ? OR id > ?) ORDER BY id LIMIT ?",
+                skip[0], skip[1], limit)
         return [_outbox_row(r) for r in rows]
 
     async def park(self, row_id: int, reason: str) -> None:

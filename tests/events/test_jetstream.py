@@ -167,3 +167,33 @@ async def test_closing_is_no_disconnection_but_a_dropped_connection_is(
         finally:
             await publisher.close()
     assert [e["log_level"] for e in logs if e["event"] == "nats.disconnected"] == ["warning"]
+
+
+async def test_sent_batches_overlap_and_are_bounded_together(jetstream_names: JetStreamNames) -> None:
+    from teller.events import PUBLISH_BATCH_MAX
+    async with JetStreamPublisher(jetstream_names.url, stream=jetstream_names.stream,
+                                  subject_prefix=jetstream_names.subject_prefix) as publisher:
+        first = await publisher.send_batch([_credited(i) for i in range(PUBLISH_BATCH_MAX // 2)])
+        second = await publisher.send_batch([_credited(i) for i in range(PUBLISH_BATCH_MAX // 2, PUBLISH_BATCH_MAX)])
+        assert first.in_flight + second.in_flight == PUBLISH_BATCH_MAX
+        # A third would wait on nats-py's semaphore, which only those acks could free: refused.
+        with pytest.raises(ValueError):
+            await publisher.send_batch([_credited(PUBLISH_BATCH_MAX)])
+        assert (await first.result()).acked == tuple(_credited(i).id for i in range(PUBLISH_BATCH_MAX // 2))
+        third = await publisher.send_batch([_credited(PUBLISH_BATCH_MAX)])  # room again
+        assert (await second.result()).complete and (await third.result()).complete
+    assert [m[2] for m in await _stream_messages(jetstream_names)] == [
+        _credited(i).id for i in range(PUBLISH_BATCH_MAX + 1)]
+
+
+async def test_an_abandoned_or_forgotten_batch_frees_its_room(jetstream_names: JetStreamNames) -> None:
+    from teller.events import PUBLISH_BATCH_MAX
+    async with JetStreamPublisher(jetstream_names.url, stream=jetstream_names.stream,
+                                  subject_prefix=jetstream_names.subject_prefix, ack_timeout_s=0.2) as publisher:
+        given_up = await publisher.send_batch([_credited(i) for i in range(PUBLISH_BATCH_MAX)])
+        given_up.abandon()
+        assert given_up.in_flight == 0
+        forgotten = await publisher.send_batch([_credited(i) for i in range(PUBLISH_BATCH_MAX)])
+        await asyncio.sleep(0.3)  # past its ack timeout, and nobody awaited it
+        later = await publisher.send_batch([_credited(PUBLISH_BATCH_MAX)])  # not refused: it was given up
+        assert forgotten.in_flight == 0 and (await later.result()).complete
