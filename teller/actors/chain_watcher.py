@@ -49,7 +49,7 @@ from teller.chain.client import ChainClient
 from teller.chain.types import Block
 from teller.errors import ChainUnavailable, TellerError
 from teller.events.schema import EventType
-from teller.runtime import ActorRuntimeError, AsyncioActor, Call, Handle
+from teller.runtime import ActorRuntimeError, Handle, PassLoopActor
 from teller.storage.accounts import chain_account, user_account
 from teller.storage.deposits import Checkpoint, Deposits, deposit_key
 from teller.storage.store import Row, StaleWrite, StorageError
@@ -66,7 +66,8 @@ WATCHER_MAILBOX_MAX = 16
 CrashHook = Callable[[str, str], None]   # (chain, step): tests raise in it to crash the watcher there
 
 
-class ChainWatcher(AsyncioActor):
+class ChainWatcher(PassLoopActor):
+    pass_method = "scan_once"
     expected_errors = (TellerError,)
     mailbox_max = WATCHER_MAILBOX_MAX
 
@@ -86,41 +87,13 @@ class ChainWatcher(AsyncioActor):
         self.crash_hook = crash_hook
         self.addresses: dict[str, int] = {}   # lowercase address -> user id
         self._address_row_id = 0
-        self._ticker: asyncio.Task[None] | None = None
 
-    # -- the ticker ------------------------------------------------------------------------------------
-    def on_start(self) -> None:
-        self._ticker = asyncio.get_running_loop().create_task(self._tick())
-
-    def on_stop(self) -> None:
-        self._stop_ticker()
-
-    def on_failure(self, *_exc: Any) -> None:
-        self._stop_ticker()
-
-    def _stop_ticker(self) -> None:
-        if self._ticker is not None:
-            self._ticker.cancel()
-            self._ticker = None
-
-    async def _tick(self) -> None:
-        failures = 0
-        while True:
-            try:
-                caught_up = await self.actor_ref.ask(Call("scan_once", (), {}), block=False)
-                failures = 0
-            except TellerError:
-                failures += 1   # logged by the pass
-                caught_up = True
-            except Exception:  # noqa: BLE001 - the actor crashed on it and its supervisor restarts it
-                return
-            if failures:
-                delay_s = min(BACKOFF_MAX_S, self.chain.poll_interval_s * 2 ** min(failures, 16))
-                await asyncio.sleep(delay_s * (0.5 + random.random() / 2))
-            elif caught_up:
-                await asyncio.sleep(self.chain.poll_interval_s)
-            else:
-                await asyncio.sleep(0)  # more to catch up: let the mailbox in, then go on
+    # -- the pass loop ---------------------------------------------------------------------------------
+    def delay_after(self, caught_up: bool | None, failures: int) -> float:
+        if failures:  # the node is down or refusing: back off, with jitter so chains do not retry in step
+            delay_s = min(BACKOFF_MAX_S, self.chain.poll_interval_s * 2 ** min(failures, 16))
+            return delay_s * (0.5 + random.random() / 2)
+        return self.chain.poll_interval_s if caught_up else 0.0  # more to catch up: let the mailbox in, go on
 
     def _hook(self, step: str) -> None:
         if self.crash_hook is not None:

@@ -15,14 +15,13 @@ is logged and retried at the next tick; anything else crashes the actor, and its
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from teller.errors import TellerError
 from teller.payments.statement import STATEMENT_PAGE_MAX, StatementSource
-from teller.runtime import AsyncioActor, Call, Handle
+from teller.runtime import Handle, PassLoopActor
 from teller.storage.irt import IrtRepository
 
 __all__ = ["StatementSync", "SyncReport", "CURSOR_NAME", "PAGE_MAX_DEFAULT", "PAGES_PER_PASS_MAX"]
@@ -41,7 +40,8 @@ class SyncReport:
     cursor: str | None
 
 
-class StatementSync(AsyncioActor):
+class StatementSync(PassLoopActor):
+    pass_method = "sync_once"
     expected_errors = (TellerError,)
     mailbox_max = SYNC_MAILBOX_MAX
 
@@ -57,31 +57,9 @@ class StatementSync(AsyncioActor):
         self.page_max = page_max
         self.pages_per_pass_max = pages_per_pass_max
         self.last_report: SyncReport | None = None
-        self._ticker: asyncio.Task[None] | None = None
 
-    def on_start(self) -> None:
-        self._ticker = asyncio.get_running_loop().create_task(self._tick())
-
-    def on_stop(self) -> None:
-        self._stop_ticker()
-
-    def on_failure(self, *_exc: Any) -> None:
-        self._stop_ticker()
-
-    def _stop_ticker(self) -> None:
-        if self._ticker is not None:
-            self._ticker.cancel()
-            self._ticker = None
-
-    async def _tick(self) -> None:
-        while True:
-            try:
-                await self.actor_ref.ask(Call("sync_once", (), {}), block=False)
-            except TellerError:
-                pass  # already logged by the pass; try again at the next tick
-            except Exception:  # noqa: BLE001 - the actor crashed on it and its supervisor restarts it
-                return
-            await asyncio.sleep(self.poll_interval_s)
+    def delay_after(self, _report: SyncReport | None, _failures: int) -> float:
+        return self.poll_interval_s
 
     async def sync_once(self) -> SyncReport:
         """Read and credit up to ``pages_per_pass_max`` pages; the cursor moves after each whole page."""

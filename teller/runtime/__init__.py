@@ -78,6 +78,7 @@ from teller.runtime.errors import (
 from teller.runtime.future import AsyncioFuture
 from teller.runtime.handle import Handle
 from teller.runtime.keyed import KeyedSupervisor
+from teller.runtime.pass_loop import PassLoopActor
 from teller.runtime.spec import Backoff, ChildSpec, Intensity, KeyedSpec, Restart, Strategy, SupervisorSpec
 from teller.runtime.status import RestartEvent
 from teller.runtime.supervisor import Supervisor
@@ -85,6 +86,7 @@ from teller.runtime.thread import ThreadActor
 from teller.runtime.tree import Tree, start_tree
 
 __all__ = [
+    "PassLoopActor",
     "ActorKilled",
     "ActorRuntimeError",
     "ActorUnavailable",
