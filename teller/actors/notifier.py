@@ -43,7 +43,7 @@ SENDS_CONCURRENT_MAX = 32
 SEND_ATTEMPTS_MAX = 4
 RETRY_WAIT_MAX_S = 30.0
 CATCH_UP_WINDOW_S = 3600.0
-CATCH_UP_MAX = 1_000
+CATCH_UP_PAGE_MAX = 1_000
 STOP_WAIT_S = 2.0
 _OUTCOMES: dict[SendOutcome, Outcome] = {
     SendOutcome.SENT: "sent", SendOutcome.BLOCKED: "blocked", SendOutcome.REJECTED: "rejected",
@@ -105,17 +105,26 @@ class Notifier(AsyncioActor):
         self._slots.release()
 
     async def catch_up(self) -> int:
+        """Notify the recently delivered events with no record, page by page: a stopped instance's
+        mailbox may have held thousands."""
         since = utc_now() - timedelta(seconds=CATCH_UP_WINDOW_S)
-        rows = await self._notes.unnotified_since(delivered_after=since, limit=CATCH_UP_MAX)
-        for row in rows:
-            try:
-                event = event_from_row(row)
-            except ValueError:
-                continue  # the relay parks such rows; it would not have been delivered
-            await self.notify(event)
-        if rows:
-            self.log.info("notifier.catch_up", events=len(rows))
-        return len(rows)
+        total, after_id = 0, 0
+        while True:
+            rows = await self._notes.unnotified_since(delivered_after=since, after_id=after_id,
+                                                      limit=CATCH_UP_PAGE_MAX)
+            for row in rows:
+                try:
+                    event = event_from_row(row)
+                except ValueError:
+                    continue  # the relay parks such rows; it would not have been delivered
+                await self.notify(event)
+            total += len(rows)
+            if len(rows) < CATCH_UP_PAGE_MAX:
+                break
+            after_id = rows[-1].id
+        if total:
+            self.log.info("notifier.catch_up", events=total)
+        return total
 
     async def _notify_one(self, event: Event) -> None:
         try:

@@ -84,13 +84,14 @@ class Notifications:
         return NotificationRecord(row["event_id"], row["user_id"], row["telegram_id"], row["status"],
                                   row["sent_at"], row["detail"])
 
-    async def unnotified_since(self, *, delivered_after: datetime, limit: int) -> list[OutboxRow]:
-        """Delivered outbox events with no notification record (lost from a crashed notifier's mailbox)."""
+    async def unnotified_since(self, *, delivered_after: datetime, limit: int, after_id: int = 0) -> list[OutboxRow]:
+        """Delivered outbox events with no notification record (lost from a crashed notifier's mailbox),
+        by id from ``after_id``."""
         rows = await self._store.fetch_all(
             "SELECT o.id, o.type, o.payload, o.created_at FROM outbox o"
             " LEFT JOIN notifications_sent n ON n.event_id = o.id"
-            " WHERE o.delivered_at IS NOT NULL AND o.delivered_at > ? AND n.event_id IS NULL"
-            " ORDER BY o.id LIMIT ?", delivered_after, limit)
+            " WHERE o.id > ? AND o.delivered_at IS NOT NULL AND o.delivered_at > ? AND n.event_id IS NULL"
+            " ORDER BY o.id LIMIT ?", after_id, delivered_after, limit)
         return [_outbox_row(r) for r in rows]
 
 

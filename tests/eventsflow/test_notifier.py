@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from teller.actors import notifier as notifier_module
 from teller.storage import Event
 from teller.storage.notifications import Notifications
 from teller.telegram.botapi_server import BotApiServer
@@ -95,3 +96,17 @@ async def test_claims_are_unique_and_outcomes_final(store: Any) -> None:
     record = await notes.get(1)
     assert record is not None and record.status == "sent"
     assert not await notes.record(1, "skipped")
+
+
+async def test_every_lost_event_is_caught_up_not_only_the_first_page(store: Any, botapi: BotApiServer,
+                                                                     monkeypatch: Any) -> None:
+    monkeypatch.setattr(notifier_module, "CATCH_UP_PAGE_MAX", 2)
+    users = [TG + i for i in range(5)]
+    for i, telegram_id in enumerate(users):
+        await credit_deposit(store, telegram_id=telegram_id, tx_hash=f"0x{i:03x}")
+    ids = [int(r["id"]) for r in await store.fetch_all("SELECT id FROM outbox")]
+    await store.outbox.mark_delivered(ids)  # a stopped notifier's mailbox held them all
+    async with running_teller(store, botapi=botapi):
+        for telegram_id in users:
+            [message] = await botapi.wait_for_messages(1, chat_id=telegram_id)
+            assert message["text"].startswith("✅ Deposit credited")
