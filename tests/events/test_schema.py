@@ -59,6 +59,29 @@ def test_bad_payloads_are_refused(payload: dict) -> None:
         Event(id="x", type=EventType.DEPOSIT_CREDITED, user_id="u", payload=payload)
 
 
+def _nested(levels: int, leaf: object) -> object:
+    for _ in range(levels):
+        leaf = {"k": leaf}
+    return leaf
+
+
+@pytest.mark.parametrize(("extra", "accepted"), [
+    (_nested(3, "x"), True),             # the leaf four levels below the payload: the limit
+    (_nested(4, "x"), False),            # five: too deep, even for a plain string
+    ([[1, True, None, "s"]], True),
+    ([[1, 0.5]], False),                 # a float inside a list inside a list
+    ({"k": (1, {"j": 2.0})}, False),
+    ({1: "x"}, False),                   # a key that is not a string
+])
+def test_nested_payload_values(extra: object, accepted: bool) -> None:
+    payload = {**SAMPLE_PAYLOADS[EventType.DEPOSIT_CREDITED], "extra": extra}
+    if accepted:
+        Event(id="x", type=EventType.DEPOSIT_CREDITED, user_id="u", payload=payload)
+    else:
+        with pytest.raises(ValueError):
+            Event(id="x", type=EventType.DEPOSIT_CREDITED, user_id="u", payload=payload)
+
+
 @pytest.mark.parametrize("event_id", ["", "a b", "x" * 129, "ü"])
 def test_bad_ids_are_refused(event_id: str) -> None:
     with pytest.raises(ValueError):
