@@ -165,7 +165,7 @@ class WithdrawalActor(AsyncioActor):
     # -- steps ---------------------------------------------------------------------------------------
     async def _sign_new(self, rows: list[Row], fees: FeeSuggestion) -> list[tuple[Row, str, str]]:
         """Sign new withdrawals with consecutive nonces and persist them all in one transaction (one
-        signer call, one commit, instead of one each). Any refusal or race: one at a time instead."""
+        signer call, one commit, instead of one each). A refusal or a race: see ``_after_race``."""
         chain = self._chain.name
         nonce = await self._repo.next_nonce(chain, self._hot)
         assert nonce is not None, "raise_nonce_floor runs before any signing"
@@ -199,7 +199,8 @@ class WithdrawalActor(AsyncioActor):
         unsigned = [row for row in rows if (now := current.get(row["id"])) is not None
                     and now["status"] == "pending" and now["nonce"] is None]
         if len(unsigned) < len(rows):
-            self.log.warning("withdrawals.sign_raced", withdrawal_ids=[r["id"] for r in rows if r not in unsigned])
+            still = {row["id"] for row in unsigned}
+            self.log.warning("withdrawals.sign_raced", withdrawal_ids=[r["id"] for r in rows if r["id"] not in still])
             return await self._sign_new(unsigned, fees) if unsigned else []
         if not refused:
             self.log.warning("withdrawals.sign_raced", nonce_moved=True)
