@@ -16,6 +16,7 @@ acks and marks the rows delivered, as it does in production (batches of RELAY_BA
 from __future__ import annotations
 
 import asyncio
+import gc
 import statistics
 import sys
 import tempfile
@@ -36,7 +37,7 @@ from teller.storage import Outbox, open_store  # noqa: E402
 EVENTS_PER_ROUND = 4000
 SYNC_EVENTS_PER_ROUND = 500  # awaiting each ack is slow; fewer keep the run short
 BATCH = 1000
-ROUNDS = 3
+ROUNDS = 5  # medians of 5: single rounds swing 0.5-0.85x on this machine
 URL = "nats://127.0.0.1:4222"
 ROWS_PER_INSERT = 500
 RELAY_DEADLINE_S = 60.0
@@ -52,6 +53,7 @@ def _events(tag: str, count: int) -> list[Event]:
 
 
 async def _ours(publisher: JetStreamPublisher, events: list[Event]) -> float:
+    gc.collect()  # setup garbage is collected before the clock starts, for every contender alike
     started = time.perf_counter()
     for i in range(0, len(events), BATCH):
         assert (await publisher.publish_batch(events[i:i + BATCH])).complete
@@ -59,6 +61,7 @@ async def _ours(publisher: JetStreamPublisher, events: list[Event]) -> float:
 
 
 async def _bare_pipelined(js, prefix: str, events: list[Event]) -> float:  # type: ignore[no-untyped-def]
+    gc.collect()  # setup garbage is collected before the clock starts, for every contender alike
     started = time.perf_counter()
     for i in range(0, len(events), BATCH):
         futures = [await js.publish_async(e.subject_under(prefix), e.to_json(), headers={"Nats-Msg-Id": e.id})
@@ -68,6 +71,7 @@ async def _bare_pipelined(js, prefix: str, events: list[Event]) -> float:  # typ
 
 
 async def _bare_each_ack(js, prefix: str, events: list[Event]) -> float:  # type: ignore[no-untyped-def]
+    gc.collect()  # setup garbage is collected before the clock starts, for every contender alike
     started = time.perf_counter()
     for e in events:
         await js.publish(e.subject_under(prefix), e.to_json(), headers={"Nats-Msg-Id": e.id})
@@ -85,6 +89,7 @@ async def _relay(stream: str, prefix: str, db_dir: str, rnd: int) -> float:
         publisher = JetStreamPublisher(URL, stream=stream, subject_prefix=prefix)
         await publisher.connect()  # connection set-up is not part of the relay's throughput
         state = RelayState()
+        gc.collect()  # setup garbage is collected before the clock starts, for every contender alike
         started = time.perf_counter()
         tree = await start_tree(SupervisorSpec(name="root", children=(ChildSpec(
             name="relay", factory=lambda: OutboxRelay(store=store, publisher=publisher, subscribers=[],
