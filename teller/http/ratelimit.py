@@ -28,18 +28,22 @@ class KeyedRateLimiter:
         self._burst = float(burst)
         self._keys_max = keys_max
         self._clock = clock
-        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()  # key -> (tokens, at)
+        # key -> [tokens, at], updated in place: one lookup a call, no tuple built and no re-insertion.
+        self._buckets: OrderedDict[str, list[float]] = OrderedDict()
 
     def take(self, key: str) -> float:
         now = self._clock()
-        tokens, at = self._buckets.pop(key, (self._burst, now))
-        tokens = min(self._burst, tokens + (now - at) * self._rate_per_s)
-        wait_s = 0.0
-        if tokens >= 1.0:
-            tokens -= 1.0
+        bucket = self._buckets.get(key)
+        if bucket is None:
+            bucket = self._buckets[key] = [self._burst, now]
+            if len(self._buckets) > self._keys_max:
+                self._buckets.popitem(last=False)  # forget the least recently seen key
         else:
-            wait_s = (1.0 - tokens) / self._rate_per_s
-        self._buckets[key] = (tokens, now)
-        if len(self._buckets) > self._keys_max:
-            self._buckets.popitem(last=False)  # forget the least recently seen key
-        return math.ceil(wait_s) if wait_s else 0.0
+            self._buckets.move_to_end(key)
+        tokens = min(self._burst, bucket[0] + (now - bucket[1]) * self._rate_per_s)
+        bucket[1] = now
+        if tokens >= 1.0:
+            bucket[0] = tokens - 1.0
+            return 0.0
+        bucket[0] = tokens
+        return math.ceil((1.0 - tokens) / self._rate_per_s)
