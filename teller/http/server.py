@@ -40,6 +40,7 @@ def build_app(services: Services, *, extra_routes: Iterable[Route] = ()) -> web.
             body_size_max_bytes=server.body_size_max_bytes,
             ip_limiter=KeyedRateLimiter(rate_per_s=server.rate_limit_per_ip_per_s, burst=server.rate_limit_burst * 2),
             user_limiter=KeyedRateLimiter(rate_per_s=server.rate_limit_per_user_per_s, burst=server.rate_limit_burst),
+            auth=services.auth, metrics=services.metrics,
         ),
     )
     app[SERVICES] = services
