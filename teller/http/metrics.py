@@ -67,6 +67,9 @@ class _HttpCollector:
         yield latency
 
 
+_METHODS = frozenset(("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"))
+
+
 class HttpMetrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
@@ -89,7 +92,10 @@ class HttpMetrics:
         self.chain_lag = Gauge("teller_chain_lag_blocks", "Blocks behind the head", ["chain"], registry=self.registry)
 
     def observe(self, method: str, route: str, status: int, seconds: float) -> None:
-        """One request. ``route`` is a route template or "unmatched", never a raw path."""
+        """One request. ``route`` is a route template or "unmatched", never a raw path; a method outside
+        HTTP's standard set counts as OTHER (a client must not mint new series at will)."""
+        if method not in _METHODS:
+            method = "OTHER"
         series = self._series.get((method, route))
         if series is None:
             series = self._series[(method, route)] = _RouteSeries()

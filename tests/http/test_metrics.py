@@ -40,3 +40,13 @@ def test_no_requests_no_http_samples() -> None:
     text = HttpMetrics().render().decode()
     assert "# TYPE teller_http_requests_total counter" in text
     assert not [line for line in text.splitlines() if line.startswith("teller_http_")]
+
+
+def test_a_client_cannot_mint_metric_series_with_made_up_methods() -> None:
+    metrics = HttpMetrics()
+    for i in range(50):
+        metrics.observe(f"BREW{i}", "unmatched", 405, 0.001)
+    metrics.observe("get", "unmatched", 404, 0.001)
+    text = metrics.render().decode()
+    assert "BREW" not in text
+    assert text.count('teller_http_requests_total{method="OTHER",route="unmatched",status="405"} 50.0') == 1
