@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -19,9 +18,9 @@ from teller.telegram.sender import TelegramSender
 from teller.telegram.session import make_bot
 from tests.fixtures.http import settings_for_tests
 from tests.fixtures.nats import JetStreamNames
+from tests.fixtures.teller_app import wait_for
 
 USDT = "ethereum:USDT"
-POLL_S = 0.02
 DEADLINE_S = 15.0
 FAST = {"outbox_poll_interval_s": 0.05, "outbox_backoff_max_s": 0.3, "notifier_retry_wait_s": 0.05,
         "bot_polling_timeout_s": 1}
@@ -29,10 +28,7 @@ FAST = {"outbox_poll_interval_s": 0.05, "outbox_backoff_max_s": 0.3, "notifier_r
 
 async def until(predicate: Callable[[], Awaitable[bool]], *, what: str, deadline_s: float = DEADLINE_S) -> None:
     """Poll ``predicate`` until true or fail after a bounded deadline."""
-    async with asyncio.timeout(deadline_s):
-        while not await predicate():
-            await asyncio.sleep(POLL_S)
-    assert await predicate(), what
+    await wait_for(predicate, timeout_s=deadline_s, what=what)
 
 
 @asynccontextmanager

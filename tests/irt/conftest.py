@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -16,6 +15,7 @@ from teller.payments.cards import luhn_valid
 from teller.payments.sandbox import SandboxHandle
 from tests.fixtures.http import BOT_TOKEN, OPS_TOKEN, settings_for_tests
 from tests.fixtures.initdata import sign_init_data
+from tests.fixtures.teller_app import wait_for
 
 POLL_INTERVAL_S = 0.05
 WAIT_S = 15.0
@@ -33,14 +33,7 @@ def make_card(bin6: str, serial: int) -> str:
 
 async def until(predicate: Callable[[], Awaitable[Any]], *, timeout_s: float = WAIT_S) -> Any:
     """Poll ``predicate`` until it returns something truthy (bounded)."""
-    deadline = asyncio.get_running_loop().time() + timeout_s
-    while True:
-        value = await predicate()
-        if value:
-            return value
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.02)
+    return await wait_for(predicate, timeout_s=timeout_s)
 
 
 @dataclass
