@@ -65,6 +65,7 @@ class Teller:
     flows: list[Flow]
     app: web.Application
     metrics: HttpMetrics
+    owns_store: bool = True  # False when the caller passed the store in: it stays the caller's to close
 
     async def stop(self) -> None:
         await self.tree.stop()
@@ -74,7 +75,8 @@ class Teller:
                     await flow.close()
                 except Exception:  # closing one client must not keep the others open
                     _log.exception("flow.close_failed", flow=flow.name)
-        await self.ctx.store.close()
+        if self.owns_store:
+            await self.ctx.store.close()
 
 
 def _root_spec(settings: Settings, flows: Sequence[Flow], store: Any) -> SupervisorSpec:
@@ -136,7 +138,8 @@ async def start_teller(settings: Settings, *, overrides: Mapping[str, Any] | Non
         tree=tree, wallets=ctx.wallet, flows=flow_services, extra_status=extra_status,
     )
     app = build_app(services, extra_routes=[route for flow in flows for route in flow.routes])
-    return Teller(settings=settings, ctx=ctx, tree=tree, flows=flows, app=app, metrics=metrics)
+    return Teller(settings=settings, ctx=ctx, tree=tree, flows=flows, app=app, metrics=metrics,
+                  owns_store=owns_store)
 
 
 async def run_with_settings(settings: Settings, *, overrides: Mapping[str, Any] | None = None) -> None:

@@ -22,7 +22,7 @@ async def test_started_teller_serves_status_with_the_supervisor_tree(store: Any)
             assert doc["outbox"]["backlog"] == 0
             assert (await client.get("/readyz")).status == 200
     finally:
-        await teller.tree.stop()
+        await teller.stop()
 
 
 async def test_wallet_actor_runs_commands_for_its_user(store: Any) -> None:
@@ -33,4 +33,10 @@ async def test_wallet_actor_runs_commands_for_its_user(store: Any) -> None:
 
         assert await teller.ctx.wallet(7).call("run", whoami) == 7
     finally:
-        await teller.tree.stop()
+        await teller.stop()
+
+
+async def test_stopping_teller_leaves_a_store_it_was_given_open(store: Any) -> None:
+    teller = await start_teller(settings_for_tests(chains=[]), store=store)
+    await teller.stop()
+    assert await store.fetch_one("SELECT COUNT(*) AS n FROM users") == {"n": 0}  # still the caller's, still open

@@ -26,7 +26,7 @@ async def test_signer_actor_answers_hd_addresses(store: Any) -> None:
         assert await signer.call("address_for", 1) == "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"
         assert "test" not in repr(teller.tree.status())
     finally:
-        await teller.tree.stop()
+        await teller.stop()
 
 
 def test_keystore_holds_the_mnemonic_entropy(tmp_path: Path) -> None:

@@ -56,10 +56,7 @@ async def running_teller(store: Any, *, names: JetStreamNames | None = None, nat
     try:
         yield teller
     finally:
-        await teller.tree.stop()
-        for flow in teller.flows:
-            if flow.close is not None:
-                await flow.close()
+        await teller.stop()
 
 
 async def credit_deposit(store: Any, *, telegram_id: int, amount_minor: int = 12_500_000, amount: str = "12.5",

@@ -39,7 +39,7 @@ async def test_every_contract_route_is_served_and_documented(store: Any, devnet:
         async with TestClient(TestServer(teller.app, host="127.0.0.1")) as client:
             doc = await (await client.get("/api/v1/openapi.json")).json()
     finally:
-        await teller.tree.stop()
+        await teller.stop()
     documented = {(method.upper(), path) for path, ops in doc["paths"].items() for method in ops}
     expected = contract_routes()
     assert len(expected) >= 20, "the contract parser found too few routes"

@@ -7,14 +7,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from aiohttp import web
 
-from teller.app import start_teller
 from teller.storage import chain_account, user_account
 from tests.fixtures.browser import PHONE_VIEWPORT, TEST_BOT_TOKEN, TEST_TELEGRAM_USER, build_init_data
 from tests.fixtures.chain import DevNet
-from tests.fixtures.common import free_port
 from tests.fixtures.http import settings_for_tests
+from tests.fixtures.teller_app import served_teller
 from tests.http.test_miniapp_page import fake_telegram_script
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
@@ -32,12 +30,7 @@ async def test_real_server_page_shows_the_ledger_balance_and_the_signer_address(
                  "tokens": [{"symbol": "USDT", "contract": devnet.token, "decimals": 6,
                              "min_withdrawal": "1", "withdrawal_fee": "0.5"}]}],
     )
-    teller = await start_teller(settings, store=store)
-    runner = web.AppRunner(teller.app, access_log=None)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    try:
+    async with served_teller(settings, store) as (_teller, port):
         user = await store.users.get_or_create(telegram_id=TEST_TELEGRAM_USER["id"], first_name="Alice")
         await store.ledger.transfer(debit=chain_account("ethereum", "ethereum:USDT"),
                                     credit=user_account(user.id, "ethereum:USDT"), asset="ethereum:USDT",
@@ -58,7 +51,4 @@ async def test_real_server_page_shows_the_ledger_balance_and_the_signer_address(
         ARTIFACTS.mkdir(exist_ok=True)
         await page.screenshot(path=str(ARTIFACTS / f"miniapp-real-{store_backend}.png"), full_page=True)
         await context.close()
-    finally:
-        await runner.cleanup()
-        await teller.tree.stop()
 

@@ -7,13 +7,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from aiohttp import web
 
-from teller.app import start_teller
 from teller.config import PaystarSettings
 from tests.fixtures.chain import DevNet
-from tests.fixtures.common import free_port
 from tests.fixtures.http import OPS_TOKEN, settings_for_tests
+from tests.fixtures.teller_app import served_teller
 
 SCHEMATHESIS = Path(sys.executable).with_name("schemathesis")
 RUN_TIMEOUT_S = 300
@@ -34,12 +32,7 @@ async def test_fuzzing_the_api_finds_no_server_error_and_no_schema_violation(
                  "access_password": paystar_settings.access_password,
                  "refresh_token": paystar_settings.refresh_token},
     )
-    teller = await start_teller(settings, store=store)
-    runner = web.AppRunner(teller.app, access_log=None)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    try:
+    async with served_teller(settings, store) as (_teller, port):
         import aiohttp
 
         async with aiohttp.ClientSession() as session:
@@ -63,6 +56,3 @@ async def test_fuzzing_the_api_finds_no_server_error_and_no_schema_violation(
             Path("test-artifacts").mkdir(exist_ok=True)
             Path(f"test-artifacts/schemathesis-{store_backend}-{label}.txt").write_text(text)
             assert process.returncode == 0, text[-6000:]
-    finally:
-        await runner.cleanup()
-        await teller.tree.stop()

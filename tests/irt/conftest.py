@@ -100,5 +100,5 @@ async def irt_app(store: Any, paystar_sandbox: SandboxHandle, paystar_settings: 
         yield IrtApp(teller=teller, client=client, sandbox=paystar_sandbox, store=store)
     finally:
         await client.close()
-        await teller.tree.stop()
+        await teller.stop()
     assert await store.ledger.check_invariants() == []

@@ -36,5 +36,5 @@ async def test_irt_routes_are_503_when_paystar_is_not_configured(store: Any) -> 
             spec = await (await client.get("/api/v1/openapi.json", headers=headers)).json()
             assert "/api/v1/cards" in spec["paths"] and "/ops/irt/unmatched/{id}/assign" in spec["paths"]
     finally:
-        await teller.tree.stop()
+        await teller.stop()
     assert await store.fetch_one("SELECT COUNT(*) AS n FROM cards") == {"n": 0}

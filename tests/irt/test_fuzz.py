@@ -8,12 +8,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from aiohttp import web
 
-from teller.app import start_teller
 from teller.config import PaystarSettings
-from tests.fixtures.common import free_port
 from tests.fixtures.http import OPS_TOKEN
+from tests.fixtures.teller_app import served_teller
 from tests.irt.conftest import irt_settings
 
 SCHEMATHESIS = Path(sys.executable).with_name("schemathesis")
@@ -43,12 +41,7 @@ async def test_fuzzing_the_irt_routes_finds_no_server_error(store: Any, tmp_path
     if store_backend != "sqlite":
         return  # the routes are the same on both; the storage behind them is covered by the flow tests
     settings = irt_settings(paystar_settings, statement_poll_interval_s=1.0)
-    teller = await start_teller(settings, store=store)
-    runner = web.AppRunner(teller.app, access_log=None)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    try:
+    async with served_teller(settings, store) as (_teller, port):
         import aiohttp
 
         from tests.fixtures.http import BOT_TOKEN
@@ -59,10 +52,4 @@ async def test_fuzzing_the_irt_routes_finds_no_server_error(store: Any, tmp_path
             token = (await response.json())["token"]
         await _fuzz(port, token, r"^/api/v1/(cards|irt/)", tmp_path)
         await _fuzz(port, OPS_TOKEN, r"^/ops/irt/", tmp_path)
-    finally:
-        await runner.cleanup()
-        await teller.tree.stop()
-        for flow in teller.flows:
-            if flow.close is not None:
-                await flow.close()
     assert await store.ledger.check_invariants() == []

@@ -131,10 +131,7 @@ async def test_a_sigkilled_sync_resumes_its_page_and_credits_each_line_once(
         await until(lambda: _at_least(stored, SIGKILL_LINES), timeout_s=60)
         await until(lambda: _cursor_set(repo))
     finally:
-        await teller.tree.stop()
-        for flow in teller.flows:
-            if flow.close is not None:
-                await flow.close()
+        await teller.stop()
     balances = {b.asset: b.available_minor for b in await store.ledger.balances(user.id)}
     assert balances["IRT"] == sum(range(1, SIGKILL_LINES + 1))
     transfers = await store.fetch_one("SELECT COUNT(*) AS n FROM transfers WHERE debit = ?", BANK_IRT)
