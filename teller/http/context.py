@@ -11,10 +11,11 @@ from aiohttp import web
 
 from teller.assets import AssetRegistry
 from teller.config import Settings
+from teller.errors import FeatureDisabled
 from teller.http.auth import Authenticator
 from teller.http.metrics import HttpMetrics
 
-__all__ = ["Services", "SERVICES"]
+__all__ = ["Services", "SERVICES", "flow_service"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,3 +33,11 @@ class Services:
 
 
 SERVICES = web.AppKey("services", Services)
+
+
+def flow_service(request: web.Request, name: str, what: str) -> Any:
+    """The named flow's service, or 503 ``feature_disabled`` (``what`` are not configured here)."""
+    service = request.app[SERVICES].flows.get(name)
+    if service is None:
+        raise FeatureDisabled(f"{what} are not configured on this server")
+    return service

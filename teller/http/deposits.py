@@ -11,8 +11,8 @@ from typing import Any
 from aiohttp import web
 
 from teller.chain.address import parse_address
-from teller.errors import FeatureDisabled, InvalidAmount, InvalidToken, UnknownAsset
-from teller.http.context import SERVICES
+from teller.errors import InvalidAmount, InvalidToken, UnknownAsset
+from teller.http.context import SERVICES, flow_service
 from teller.http.middleware import USER_ID
 from teller.http.render import rfc3339
 from teller.http.requests import CURSOR_DIGITS_MAX, json_object, only_fields, query_cursor, query_int, string_field
@@ -33,10 +33,7 @@ _FAUCET_KEYS = frozenset({"chain", "asset", "amount", "address"})
 
 
 def _service(request: web.Request) -> Any:
-    service = request.app[SERVICES].flows.get("deposits")
-    if service is None:
-        raise FeatureDisabled("deposits are not configured on this server")
-    return service
+    return flow_service(request, "deposits", "deposits")
 
 
 def deposit_json(row: dict[str, Any], *, decimals: int, confirmations: int, required: int) -> dict[str, Any]:

@@ -6,9 +6,8 @@ from typing import Any
 
 from aiohttp import web
 
-from teller.errors import FeatureDisabled
 from teller.flows.base import ask_actor
-from teller.http.context import SERVICES
+from teller.http.context import SERVICES, flow_service
 from teller.http.middleware import USER_ID
 from teller.http.render import rfc3339
 from teller.http.requests import json_object, query_int
@@ -24,11 +23,7 @@ IRT_DECIMALS = 0
 
 
 def irt_service(request: web.Request) -> Any:
-    """The flow's service, or 503 ``feature_disabled`` when [paystar] or [irt] is not configured."""
-    service = request.app[SERVICES].flows.get("irt")
-    if service is None:
-        raise FeatureDisabled("IRT payments are not configured on this server")
-    return service
+    return flow_service(request, "irt", "IRT payments")
 
 
 def card_json(card: Any) -> dict[str, Any]:

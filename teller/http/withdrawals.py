@@ -14,7 +14,7 @@ from teller.actors.withdrawal_steps import WithdrawalRequest
 from teller.assets import Asset
 from teller.chain.address import parse_address
 from teller.errors import FeatureDisabled, InvalidAmount, MalformedRequest, NotFound, UnknownAsset
-from teller.http.context import SERVICES
+from teller.http.context import SERVICES, flow_service
 from teller.http.middleware import USER_ID
 from teller.http.render import rfc3339
 from teller.http.requests import json_object, only_fields, query_cursor, query_int, string_field
@@ -35,10 +35,7 @@ _BODY_KEYS = frozenset({"chain", "asset", "to", "amount"})
 
 
 def _service(request: web.Request) -> Any:
-    service = request.app[SERVICES].flows.get("withdrawals")
-    if service is None:
-        raise FeatureDisabled("withdrawals are not configured on this server")
-    return service
+    return flow_service(request, "withdrawals", "withdrawals")
 
 
 def _idempotency_key(request: web.Request) -> str:
