@@ -120,8 +120,8 @@ async def test_a_sigkilled_teller_credits_nothing_twice_and_misses_nothing(store
             addresses.append(await app.address(headers))
         await wait_for(lambda: checkpoint_of(store), what="the watcher's first checkpoint")
     count = await asyncio.to_thread(_fund, devnet, addresses)
-    proc = subprocess.Popen([sys.executable, "-m", "tests.deposits.crash_runner",
-                             json.dumps(_raw_settings(devnet, store_url)), step],
+    proc = subprocess.Popen([sys.executable, "-m", "tests.fixtures.crash_runner",
+                             json.dumps(_raw_settings(devnet, store_url)), "deposit_crash_hook", step],
                             cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         returncode = await asyncio.to_thread(proc.wait, KILL_WAIT_S)

@@ -40,7 +40,8 @@ def _raw(db_url: str, devnet: DevNet) -> dict[str, Any]:
 
 
 def _run(raw: dict[str, Any], step: str) -> subprocess.Popen[bytes]:
-    return subprocess.Popen([sys.executable, "-m", "tests.withdrawals.crash_runner", json.dumps(raw), step],
+    return subprocess.Popen([sys.executable, "-m", "tests.fixtures.crash_runner", json.dumps(raw),
+                             "withdrawal_crash_hook", step],
                             cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
