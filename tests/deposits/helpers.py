@@ -4,18 +4,14 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from typing import Any
 
-from aiohttp.test_utils import TestClient
 
-from teller.app import Teller
 from teller.config import Settings
 from teller.storage import Store
 from tests.fixtures.chain import TEST_MNEMONIC
-from tests.fixtures.http import BOT_TOKEN, settings_for_tests
-from tests.fixtures.initdata import sign_init_data
-from tests.fixtures.teller_app import POLL_S, teller_and_client, wait_for  # noqa: F401 - wait_for for the tests
+from tests.fixtures.http import settings_for_tests
+from tests.fixtures.teller_app import POLL_S, RunningTeller, teller_and_client, wait_for  # noqa: F401 - wait_for for the tests
 
 CHAIN = "devnet"
 CONFIRMATIONS = 3
@@ -38,18 +34,7 @@ def deposit_settings(*chains: dict[str, Any], signer: bool = True, dev: bool = F
                               auth={"dev": dev})
 
 
-@dataclass
-class Running:
-    teller: Teller
-    client: TestClient
-    store: Store
-
-    async def sign_in(self, telegram_id: int = 4242) -> tuple[int, dict[str, str]]:
-        response = await self.client.post("/api/v1/auth/telegram",
-                                          json={"init_data": sign_init_data(BOT_TOKEN, telegram_id=telegram_id)})
-        assert response.status == 200, await response.text()
-        body = await response.json()
-        return int(body["user"]["id"]), {"Authorization": f"Bearer {body['token']}"}
+class Running(RunningTeller):
 
     async def address(self, headers: dict[str, str], chain: str = CHAIN) -> str:
         response = await self.client.post("/api/v1/deposit-addresses", json={"chain": chain}, headers=headers)

@@ -4,18 +4,14 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from typing import Any
 
-from aiohttp.test_utils import TestClient
 
-from teller.app import Teller
 from teller.config import Settings
 from teller.storage import Store, chain_account, user_account
 from tests.fixtures.chain import TEST_MNEMONIC
-from tests.fixtures.http import BOT_TOKEN, settings_for_tests
-from tests.fixtures.initdata import sign_init_data
-from tests.fixtures.teller_app import POLL_S, teller_and_client, wait_for  # noqa: F401 - wait_for for the tests
+from tests.fixtures.http import settings_for_tests
+from tests.fixtures.teller_app import POLL_S, RunningTeller, teller_and_client, wait_for  # noqa: F401 - wait_for for the tests
 
 CHAIN = "devnet"
 ETH = f"{CHAIN}:ETH"
@@ -44,18 +40,7 @@ def withdrawal_settings(*, rpc_url: str = DEAD_RPC, token: str = "0x" + "ab" * 2
     )
 
 
-@dataclass
-class Running:
-    teller: Teller
-    client: TestClient
-    store: Store
-
-    async def sign_in(self, telegram_id: int = 4242) -> tuple[int, dict[str, str]]:
-        response = await self.client.post("/api/v1/auth/telegram",
-                                          json={"init_data": sign_init_data(BOT_TOKEN, telegram_id=telegram_id)})
-        assert response.status == 200, await response.text()
-        body = await response.json()
-        return int(body["user"]["id"]), {"Authorization": f"Bearer {body['token']}"}
+class Running(RunningTeller):
 
     async def credit(self, user_id: int, asset: str, amount_minor: int, *, key: str = "") -> None:
         await self.store.ledger.transfer(debit=chain_account(CHAIN, asset), credit=user_account(user_id, asset),
