@@ -9,6 +9,7 @@ the results are flushed with a few ``executemany`` calls. Only a transfer that c
 
 from __future__ import annotations
 
+import functools
 import sqlite3
 from collections.abc import Iterable, Sequence
 from datetime import datetime
@@ -125,10 +126,8 @@ class _Batch:
     def _replay(self, req: TransferRequest, row: tuple[Any, ...]) -> Outcome:
         if row[_FINGERPRINT] != req.fingerprint:
             return IdempotencyConflict(key=req.key)
-        return Transfer(
-            id=row[0], key=row[1], kind=row[2], debit=row[3], credit=row[4], asset=row[5],
-            amount_minor=int(row[6]), pending_key=row[7], created_at=parse_ts(row[12]), replayed=True,
-        )
+        # positional: a frozen dataclass takes keywords ~0.4 us slower, once per transfer
+        return Transfer(row[0], row[1], row[2], row[3], row[4], row[5], int(row[6]), row[7], _created(row[12]), True)
 
     def _load(self, rows: dict[str, tuple[Any, ...]]) -> None:
         for key, row in rows.items():
@@ -194,9 +193,9 @@ class _Batch:
         self.new_rows.append(row)
         if req.events:
             self.events.extend([(t, p, self.now_text) for t, p in req.events])
-        return Transfer(  # built from what we hold: no parsing of what we are about to write
-            id=row["id"], key=req.key, kind=req.kind, debit=row["debit"], credit=row["credit"], asset=row["asset"],
-            amount_minor=row["amount_minor"], pending_key=req.pending_key, created_at=self.now_stored, replayed=False)
+        # built from what we hold (no parsing of what we are about to write), positional as in _replay
+        return Transfer(row["id"], req.key, req.kind, row["debit"], row["credit"], row["asset"], row["amount_minor"],
+                        req.pending_key, self.now_stored, False)
 
     def _move(self, req: TransferRequest) -> dict[str, Any]:
         assert req.debit and req.credit and req.asset and req.amount_minor is not None
@@ -261,24 +260,65 @@ class _Batch:
     def _flush(self) -> None:
         new = [(n, a[_A_ASSET], a[_A_USER], str(a[_PD]), str(a[_PC]), str(a[_PEND_D]), str(a[_PEND_C]), self.now_text)
                for n, a in self.accounts.items() if a[_STATE] == _NEW]
-        dirty = [(str(a[_PD]), str(a[_PC]), str(a[_PEND_D]), str(a[_PEND_C]), n)
+        dirty = [(n, str(a[_PD]), str(a[_PC]), str(a[_PEND_D]), str(a[_PEND_C]))
                  for n, a in self.accounts.items() if a[_STATE] == _DIRTY]
-        self.conn.executemany(
-            "INSERT INTO accounts (name, asset, user_id, posted_debits_minor, posted_credits_minor,"
-            " pending_debits_minor, pending_credits_minor, created_at) VALUES (?,?,?,?,?,?,?,?)", new)
-        self.conn.executemany(
-            "UPDATE accounts SET posted_debits_minor = ?, posted_credits_minor = ?, pending_debits_minor = ?,"
-            " pending_credits_minor = ? WHERE name = ?", dirty)
-        self.conn.executemany(
-            "INSERT INTO transfers (id, key, kind, debit, credit, asset, amount_minor, pending_key, status,"
-            " fingerprint, debit_user_id, credit_user_id, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
-            [(r["id"], r["key"], r["kind"], r["debit"], r["credit"], r["asset"], str(r["amount_minor"]),
-              r["pending_key"], r["status"], r["fingerprint"], r["debit_user_id"], r["credit_user_id"],
-              r["created_at"]) for r in self.new_rows])
+        _insert_rows(self.conn, _INSERT_ACCOUNTS, new)
+        _insert_rows(self.conn, _UPDATE_ACCOUNTS, dirty)
+        _insert_rows(self.conn, _INSERT_TRANSFERS, [
+            (r["id"], r["key"], r["kind"], r["debit"], r["credit"], r["asset"], str(r["amount_minor"]),
+             r["pending_key"], r["status"], r["fingerprint"], r["debit_user_id"], r["credit_user_id"],
+             r["created_at"]) for r in self.new_rows])
         resolved = [(self.known[k]["status"], k) for k, before in self.hold_status_db.items()
                     if self.known[k]["status"] != before]
         self.conn.executemany("UPDATE transfers SET status = ? WHERE key = ?", resolved)
-        self.conn.executemany("INSERT INTO outbox (type, payload, created_at) VALUES (?,?,?)", self.events)
+        _insert_rows(self.conn, _INSERT_OUTBOX, self.events)
+
+
+class _RowsStatement:
+    """A statement that takes many rows in one VALUES list, its text cached per row count.
+
+    Why: ``executemany`` runs the statement once per row, and each run of an INSERT into
+    ``transfers`` rebuilds the lookup tables of its ``CHECK (… IN (…))`` constraints; one
+    statement with 32 rows pays that once (4.5 vs 7.9 us a row measured here) and releases the
+    GIL for the whole statement, not once per row.
+    """
+
+    def __init__(self, head: str, tail: str, columns: int) -> None:
+        self.columns = columns
+        self._row = "(" + ",".join("?" * columns) + ")"
+        self._head, self._tail = head, tail
+        self._texts: dict[int, str] = {}
+
+    def text(self, rows: int) -> str:
+        text = self._texts.get(rows)
+        if text is None:
+            text = self._texts[rows] = f"{self._head} VALUES {','.join([self._row] * rows)}{self._tail}"
+        return text
+
+
+ROWS_PER_STATEMENT = SQL_VARS_MAX // 16   # 31 rows of at most 16 columns stay under SQL_VARS_MAX
+_INSERT_ACCOUNTS = _RowsStatement(
+    "INSERT INTO accounts (name, asset, user_id, posted_debits_minor, posted_credits_minor, pending_debits_minor,"
+    " pending_credits_minor, created_at)", "", 8)
+_UPDATE_ACCOUNTS = _RowsStatement(   # UPDATE … FROM: SQLite 3.33+ (the store checks at open)
+    "UPDATE accounts SET posted_debits_minor = u.column2, posted_credits_minor = u.column3,"
+    " pending_debits_minor = u.column4, pending_credits_minor = u.column5 FROM (",
+    ") AS u WHERE accounts.name = u.column1", 5)
+_INSERT_TRANSFERS = _RowsStatement(
+    "INSERT INTO transfers (id, key, kind, debit, credit, asset, amount_minor, pending_key, status, fingerprint,"
+    " debit_user_id, credit_user_id, created_at)", "", 13)
+_INSERT_OUTBOX = _RowsStatement("INSERT INTO outbox (type, payload, created_at)", "", 3)
+
+
+def _insert_rows(conn: sqlite3.Connection, statement: _RowsStatement, rows: Sequence[tuple[Any, ...]]) -> None:
+    """Run ``statement`` over ``rows``, ROWS_PER_STATEMENT rows at a time, in the given order."""
+    for i in range(0, len(rows), ROWS_PER_STATEMENT):
+        chunk = rows[i:i + ROWS_PER_STATEMENT]
+        conn.execute(statement.text(len(chunk)), [value for row in chunk for value in row])
+
+
+# A batch's transfers share one timestamp, so a replayed batch parses a handful of distinct texts.
+_created = functools.lru_cache(maxsize=1024)(parse_ts)
 
 
 def _touch(account: list[Any]) -> None:
@@ -291,7 +331,7 @@ def _transfer(row: dict[str, Any], now: datetime, *, replayed: bool) -> Transfer
     return Transfer(
         id=int(row["id"]), key=row["key"], kind=row["kind"], debit=row["debit"], credit=row["credit"],
         asset=row["asset"], amount_minor=int(row["amount_minor"]), pending_key=row["pending_key"],
-        created_at=parse_ts(created) if isinstance(created, str) else now, replayed=replayed,
+        created_at=_created(created) if isinstance(created, str) else now, replayed=replayed,
     )
 
 

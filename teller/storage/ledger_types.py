@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -13,7 +14,27 @@ from teller.storage.store import Write
 __all__ = ["Event", "Transfer", "TransferRequest", "Balance", "HistoryEntry", "HistoryPage", "Outcome"]
 
 _ENCODER = json.JSONEncoder(separators=(",", ":"), sort_keys=True)
-Kind = Literal["single", "pending", "post", "void"]
+# The same encoder's C core, built once per thread: ``encode`` builds it anew on every call, which
+# was two thirds of the 1.3 us an event cost on the submit path. Its output is byte for byte
+# ``_ENCODER``'s (a test holds it). The circular-reference markers are its own per thread, and
+# emptied after a failed call, which can leave some behind.
+_per_thread = threading.local()
+
+
+def _encode(payload: Any) -> str:
+    encode = getattr(_per_thread, "encode", None)
+    if encode is None:
+        if json.encoder.c_make_encoder is None:
+            return _ENCODER.encode(payload)
+        _per_thread.markers = {}
+        encode = _per_thread.encode = json.encoder.c_make_encoder(
+            _per_thread.markers, _ENCODER.default, json.encoder.encode_basestring_ascii, None, ":", ",",
+            True, False, True)
+    try:
+        return "".join(encode(payload, 0))
+    except BaseException:
+        _per_thread.markers.clear()
+        raise
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,7 +46,7 @@ class Event:
 
     def payload_json(self) -> str:
         # Serialized at submit time so a bad payload fails the caller, not the whole batch.
-        return _ENCODER.encode(self.payload)
+        return _encode(self.payload)
 
 
 @dataclass(frozen=True, slots=True)

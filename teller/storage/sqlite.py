@@ -35,6 +35,7 @@ from teller.storage.store import (
 __all__ = ["SqliteStore", "translate_error"]
 
 BUSY_TIMEOUT_MS = 10_000
+SQLITE_VERSION_MIN = (3, 33)   # the ledger engine's UPDATE … FROM
 # An inline read must never stall the event loop: if the database is busy, go through the thread.
 INLINE_READ_BUSY_TIMEOUT_S = 0.005
 T = TypeVar("T")
@@ -79,6 +80,9 @@ class SqliteStore(Store):
 
     # -- runs on the store's thread ---------------------------------------------------------------
     def _connect(self) -> None:
+        if sqlite3.sqlite_version_info < SQLITE_VERSION_MIN:
+            raise StorageError(f"SQLite {'.'.join(map(str, SQLITE_VERSION_MIN))} or newer is needed,"
+                               f" this Python has {sqlite3.sqlite_version}")
         if self._path != ":memory:":
             Path(self._path).parent.mkdir(parents=True, exist_ok=True)
         conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False,
