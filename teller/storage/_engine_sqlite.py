@@ -30,7 +30,10 @@ _NEW, _CLEAN, _DIRTY = "new", "clean", "dirty"
 _COLUMNS = ("id", "key", "kind", "debit", "credit", "asset", "amount_minor", "pending_key", "status", "fingerprint",
             "debit_user_id", "credit_user_id", "created_at")   # of transfers, as the engine reads them
 _COLUMNS_SQL = ", ".join(_COLUMNS)
-_FINGERPRINT = _COLUMNS.index("fingerprint")
+# A transfer row is a list in _COLUMNS order (the amount as the text SQLite stores): new rows go
+# to the INSERT as they are, and only a hold's status ever changes in place.
+(_ID, _KEY, _KIND, _DEBIT, _CREDIT, _ASSET, _AMOUNT, _PENDING_KEY, _STATUS, _FINGERPRINT, _DEBIT_USER, _CREDIT_USER,
+ _CREATED) = range(len(_COLUMNS))
 
 
 def adapt_params(params: Iterable[Any]) -> tuple[Any, ...]:
@@ -58,7 +61,33 @@ def run_writes(conn: sqlite3.Connection, writes: Sequence[Write]) -> list[int]:
     return counts
 
 
-def apply_batch(conn: sqlite3.Connection, batch: Sequence[TransferRequest], now: datetime) -> list[Outcome]:
+class AccountCache:
+    """The accounts as this connection's last ledger commit left them, for the next batch.
+
+    Why: reading a batch's ~200 accounts back cost ~2 us a transfer, and the writer connection
+    wrote them itself. Valid only while nothing else wrote: the engine checks ``PRAGMA
+    data_version`` under the write lock (it moves when another connection commits), and the store
+    calls ``clear()`` after any other write on this connection. A batch that fails, or carries
+    ``writes=`` (any SQL), clears it too.
+    """
+
+    __slots__ = ("rows", "version")
+
+    def __init__(self) -> None:
+        self.rows: dict[str, list[Any]] = {}   # name -> account state, as _Batch.accounts holds it
+        self.version: int | None = None        # data_version right after the commit that left them
+
+    def clear(self) -> None:
+        self.rows = {}
+        self.version = None
+
+
+ACCOUNTS_CACHED_MAX = 100_000
+
+
+def apply_batch(conn: sqlite3.Connection, batch: Sequence[TransferRequest], now: datetime,
+                cache: AccountCache | None = None) -> list[Outcome]:
+    cache = cache if cache is not None else AccountCache()
     work = _Batch(conn, batch, now)
     version = conn.execute("PRAGMA data_version").fetchone()[0]
     rows = work._load_keys()
@@ -69,14 +98,25 @@ def apply_batch(conn: sqlite3.Connection, batch: Sequence[TransferRequest], now:
         return [work._replay(req, rows[req.key]) for req in batch]
     conn.execute("BEGIN IMMEDIATE")
     try:
-        if conn.execute("PRAGMA data_version").fetchone()[0] != version:
+        locked_version = conn.execute("PRAGMA data_version").fetchone()[0]
+        if locked_version != version:
             rows = work._load_keys()  # another connection committed since that read: read again
-        outcomes = work.run(rows)
+        if locked_version != cache.version:
+            cache.clear()
+        outcomes = work.run(rows, cache.rows)
         conn.execute("COMMIT")
     except BaseException:
+        cache.clear()  # its account lists may hold this batch's undone moves
         if conn.in_transaction:
             conn.execute("ROLLBACK")
         raise
+    if any(r.writes for r in batch) or len(cache.rows) + len(work.accounts) > ACCOUNTS_CACHED_MAX:
+        cache.clear()
+    else:
+        for account in work.accounts.values():
+            account[_STATE] = _CLEAN
+        cache.rows.update(work.accounts)
+        cache.version = conn.execute("PRAGMA data_version").fetchone()[0]
     return outcomes
 
 
@@ -92,17 +132,18 @@ class _Batch:
         self.now = now
         self.now_text = format_ts(now)
         self.now_stored = parse_ts(self.now_text)  # what a reader of the row gets back (ms precision)
-        self.known: dict[str, dict[str, Any]] = {}
+        self.known: dict[str, list[Any]] = {}
         self.hold_status_db: dict[str, str] = {}   # holds read from the DB: their status before us
         self.accounts: dict[str, list[Any]] = {}
-        self.new_rows: list[dict[str, Any]] = []
+        self.new_rows: list[list[Any]] = []
         self.events: list[tuple[str, str, str]] = []
         self.next_id = 0
 
-    def run(self, rows: dict[str, tuple[Any, ...]]) -> list[Outcome]:
+    def run(self, rows: dict[str, tuple[Any, ...]], cached: dict[str, list[Any]]) -> list[Outcome]:
         """Decide and write the batch; ``rows``: its existing keys, read inside this transaction
-        (or before it, with no commit by another connection since)."""
-        self._load(rows)
+        (or before it, with no commit by another connection since); ``cached``: accounts known
+        to be as the database has them now."""
+        self._load(rows, cached)
         outcomes: list[Outcome] = []
         for req in self.batch:
             outcomes.append(self._decide_guarded(req) if req.writes else self._decide_plain(req))
@@ -129,13 +170,18 @@ class _Batch:
         # positional: a frozen dataclass takes keywords ~0.4 us slower, once per transfer
         return Transfer(row[0], row[1], row[2], row[3], row[4], row[5], int(row[6]), row[7], _created(row[12]), True)
 
-    def _load(self, rows: dict[str, tuple[Any, ...]]) -> None:
+    def _load(self, rows: dict[str, tuple[Any, ...]], cached: dict[str, list[Any]]) -> None:
         for key, row in rows.items():
-            known = self.known[key] = dict(zip(_COLUMNS, row))
-            if known["kind"] == "pending":
-                self.hold_status_db[key] = known["status"]
+            known = self.known[key] = list(row)
+            if known[_KIND] == "pending":
+                self.hold_status_db[key] = known[_STATUS]
         names = {n for r in self.batch for n in (r.debit, r.credit) if n}
-        names |= {n for r in self.known.values() for n in (r["debit"], r["credit"])}
+        names |= {n for r in self.known.values() for n in (r[_DEBIT], r[_CREDIT])}
+        for name in names:
+            account = cached.get(name)
+            if account is not None:
+                self.accounts[name] = account
+        names.difference_update(self.accounts)
         cur = self.conn.cursor()
         cur.row_factory = None
         for chunk in _chunks(sorted(names)):
@@ -157,7 +203,7 @@ class _Batch:
     def _decide_guarded(self, req: TransferRequest) -> Outcome:
         """A transfer with writes: a savepoint, and an in-memory snapshot to undo on failure."""
         saved_accounts = {n: list(a) for n, a in self.accounts.items()}
-        saved_status = {k: r["status"] for k, r in self.known.items() if r["kind"] == "pending"}
+        saved_status = {k: r[_STATUS] for k, r in self.known.items() if r[_KIND] == "pending"}
         rows_len, events_len, next_id = len(self.new_rows), len(self.events), self.next_id
         had_key = req.key in self.known
         self.conn.execute("SAVEPOINT transfer_writes")
@@ -172,7 +218,7 @@ class _Batch:
             self.conn.execute("RELEASE transfer_writes")
             self.accounts = saved_accounts
             for key, status in saved_status.items():
-                self.known[key]["status"] = status
+                self.known[key][_STATUS] = status
             del self.new_rows[rows_len:], self.events[events_len:]
             self.next_id = next_id
             if not had_key:
@@ -182,22 +228,22 @@ class _Batch:
     def _decide(self, req: TransferRequest) -> Transfer:
         existing = self.known.get(req.key)
         if existing is not None:
-            if existing["fingerprint"] != req.fingerprint:
+            if existing[_FINGERPRINT] != req.fingerprint:
                 raise IdempotencyConflict(key=req.key)
             return _transfer(existing, self.now, replayed=True)
         if req.kind in ("single", "pending"):
-            row = self._move(req)
+            row, amount = self._move(req)
         else:
-            row = self._resolve(req)
+            row, amount = self._resolve(req)
         self.known[req.key] = row
         self.new_rows.append(row)
         if req.events:
             self.events.extend([(t, p, self.now_text) for t, p in req.events])
         # built from what we hold (no parsing of what we are about to write), positional as in _replay
-        return Transfer(row["id"], req.key, req.kind, row["debit"], row["credit"], row["asset"], row["amount_minor"],
+        return Transfer(row[_ID], req.key, req.kind, row[_DEBIT], row[_CREDIT], row[_ASSET], amount,
                         req.pending_key, self.now_stored, False)
 
-    def _move(self, req: TransferRequest) -> dict[str, Any]:
+    def _move(self, req: TransferRequest) -> tuple[list[Any], int]:
         assert req.debit and req.credit and req.asset and req.amount_minor is not None
         debit = self._account(req.debit, req.asset, req.debit_user_id)
         credit = self._account(req.credit, req.asset, req.credit_user_id)
@@ -212,20 +258,20 @@ class _Batch:
             credit[_PEND_C] += amount
         _touch(debit)
         _touch(credit)
-        return self._row(req, req.debit, req.credit, req.asset, amount, req.debit_user_id, req.credit_user_id)
+        return self._row(req, req.debit, req.credit, req.asset, amount, req.debit_user_id, req.credit_user_id), amount
 
-    def _resolve(self, req: TransferRequest) -> dict[str, Any]:
+    def _resolve(self, req: TransferRequest) -> tuple[list[Any], int]:
         assert req.pending_key
         hold = self.known.get(req.pending_key)
-        if hold is None or hold["kind"] != "pending":
+        if hold is None or hold[_KIND] != "pending":
             raise NotFound("no such hold", pending_key=req.pending_key)
-        if hold["status"] != "pending":
+        if hold[_STATUS] != "pending":
             raise HoldAlreadyResolved(pending_key=req.pending_key)
-        held = int(hold["amount_minor"])
+        held = int(hold[_AMOUNT])
         amount = held if req.amount_minor is None or req.kind == "void" else req.amount_minor
         if amount > held:
             raise InvalidAmount("cannot post more than the hold", held_minor=held)
-        debit, credit = self.accounts[hold["debit"]], self.accounts[hold["credit"]]
+        debit, credit = self.accounts[hold[_DEBIT]], self.accounts[hold[_CREDIT]]
         debit[_PEND_D] -= held
         credit[_PEND_C] -= held
         if req.kind == "post":
@@ -233,9 +279,9 @@ class _Batch:
             credit[_PC] += amount
         _touch(debit)
         _touch(credit)
-        hold["status"] = "posted" if req.kind == "post" else "voided"
-        return self._row(req, hold["debit"], hold["credit"], hold["asset"], amount,
-                         hold["debit_user_id"], hold["credit_user_id"])
+        hold[_STATUS] = "posted" if req.kind == "post" else "voided"
+        return self._row(req, hold[_DEBIT], hold[_CREDIT], hold[_ASSET], amount, hold[_DEBIT_USER],
+                         hold[_CREDIT_USER]), amount
 
     def _account(self, name: str, asset: str, user_id: int | None) -> list[Any]:
         account = self.accounts.get(name)
@@ -246,13 +292,9 @@ class _Batch:
         return account
 
     def _row(self, req: TransferRequest, debit: str, credit: str, asset: str, amount: int,
-             debit_user_id: int | None, credit_user_id: int | None) -> dict[str, Any]:
-        row = {
-            "id": self.next_id, "key": req.key, "kind": req.kind, "debit": debit, "credit": credit,
-            "asset": asset, "amount_minor": amount, "pending_key": req.pending_key,
-            "status": _STATUS_OF[req.kind], "fingerprint": req.fingerprint,
-            "debit_user_id": debit_user_id, "credit_user_id": credit_user_id, "created_at": self.now_text,
-        }
+             debit_user_id: int | None, credit_user_id: int | None) -> list[Any]:
+        row = [self.next_id, req.key, req.kind, debit, credit, asset, str(amount), req.pending_key,
+               _STATUS_OF[req.kind], req.fingerprint, debit_user_id, credit_user_id, self.now_text]
         self.next_id += 1
         return row
 
@@ -264,12 +306,9 @@ class _Batch:
                  for n, a in self.accounts.items() if a[_STATE] == _DIRTY]
         _insert_rows(self.conn, _INSERT_ACCOUNTS, new)
         _insert_rows(self.conn, _UPDATE_ACCOUNTS, dirty)
-        _insert_rows(self.conn, _INSERT_TRANSFERS, [
-            (r["id"], r["key"], r["kind"], r["debit"], r["credit"], r["asset"], str(r["amount_minor"]),
-             r["pending_key"], r["status"], r["fingerprint"], r["debit_user_id"], r["credit_user_id"],
-             r["created_at"]) for r in self.new_rows])
-        resolved = [(self.known[k]["status"], k) for k, before in self.hold_status_db.items()
-                    if self.known[k]["status"] != before]
+        _insert_rows(self.conn, _INSERT_TRANSFERS, self.new_rows)
+        resolved = [(self.known[k][_STATUS], k) for k, before in self.hold_status_db.items()
+                    if self.known[k][_STATUS] != before]
         self.conn.executemany("UPDATE transfers SET status = ? WHERE key = ?", resolved)
         _insert_rows(self.conn, _INSERT_OUTBOX, self.events)
 
@@ -326,13 +365,10 @@ def _touch(account: list[Any]) -> None:
         account[_STATE] = _DIRTY
 
 
-def _transfer(row: dict[str, Any], now: datetime, *, replayed: bool) -> Transfer:
-    created = row["created_at"]
-    return Transfer(
-        id=int(row["id"]), key=row["key"], kind=row["kind"], debit=row["debit"], credit=row["credit"],
-        asset=row["asset"], amount_minor=int(row["amount_minor"]), pending_key=row["pending_key"],
-        created_at=_created(created) if isinstance(created, str) else now, replayed=replayed,
-    )
+def _transfer(row: list[Any], now: datetime, *, replayed: bool) -> Transfer:
+    created = row[_CREATED]
+    return Transfer(int(row[_ID]), row[_KEY], row[_KIND], row[_DEBIT], row[_CREDIT], row[_ASSET], int(row[_AMOUNT]),
+                    row[_PENDING_KEY], _created(created) if isinstance(created, str) else now, replayed)
 
 
 def _translate(exc: Exception) -> Exception:

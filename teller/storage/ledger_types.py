@@ -19,6 +19,7 @@ _ENCODER = json.JSONEncoder(separators=(",", ":"), sort_keys=True)
 # ``_ENCODER``'s (a test holds it). The circular-reference markers are its own per thread, and
 # emptied after a failed call, which can leave some behind.
 _per_thread = threading.local()
+Kind = Literal["single", "pending", "post", "void"]
 
 
 def _encode(payload: Any) -> str:

@@ -58,6 +58,7 @@ class SqliteStore(Store):
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="teller-sqlite")
         self._conn: sqlite3.Connection | None = None
         self._reader: sqlite3.Connection | None = None  # loop-thread, read-only, for fetch_small
+        self._accounts = _engine_sqlite.AccountCache()  # touched on the store's thread only
 
     @classmethod
     async def open(cls, path: str) -> SqliteStore:
@@ -119,6 +120,8 @@ class SqliteStore(Store):
         return self._conn
 
     def _fetch(self, sql: str, params: Sequence[Any], limit: int | None) -> list[Row]:
+        if sql.lstrip()[:6].upper() != "SELECT":
+            self._accounts.clear()  # a write with RETURNING: it may have changed an account
         cur = self._db().execute(sql, _engine_sqlite.adapt_params(params))
         rows = cur.fetchall()  # always to the end: a RETURNING write is complete only then
         cur.close()
@@ -127,9 +130,11 @@ class SqliteStore(Store):
         return [normalize_row(dict(zip(r.keys(), r))) for r in rows]
 
     def _execute(self, sql: str, params: Sequence[Any]) -> int:
+        self._accounts.clear()  # the ledger's cached accounts are valid only while it alone writes
         return self._db().execute(sql, _engine_sqlite.adapt_params(params)).rowcount
 
     def _atomic(self, writes: Sequence[Write]) -> list[int]:
+        self._accounts.clear()
         conn = self._db()
         conn.execute("BEGIN IMMEDIATE")
         try:
@@ -141,7 +146,7 @@ class SqliteStore(Store):
             raise
 
     def _apply(self, batch: Sequence[TransferRequest]) -> list[Outcome]:
-        return _engine_sqlite.apply_batch(self._db(), batch, utc_now())
+        return _engine_sqlite.apply_batch(self._db(), batch, utc_now(), self._accounts)
 
     def _disconnect(self) -> None:
         if self._conn is not None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from teller.errors import InsufficientFunds
 from teller.storage import chain_account, hot_account, open_store, user_account
 
@@ -72,3 +74,30 @@ async def test_the_same_post_or_void_from_two_processes_is_one_and_a_replay(stor
     (balance,) = await store.ledger.balances(1)
     assert (balance.available_minor, balance.held_minor) == (holds // 2, 0)
     assert not await store.ledger.check_invariants()
+
+
+async def test_a_balance_changed_by_another_process_between_batches_is_seen(store, store_url) -> None:
+    """Each store remembers the accounts its last batch wrote; a commit by another process must
+    make the next batch read them again, else this debit would overdraw the account."""
+    await store.ledger.transfer(debit=chain_account("bank", ASSET), credit=user_account(1, ASSET), asset=ASSET,
+                                amount=10, key="fund")
+    other = await open_store(store_url)
+    try:
+        await other.ledger.transfer(debit=user_account(1, ASSET), credit=hot_account("bank", ASSET), asset=ASSET,
+                                    amount=10, key="spent-elsewhere")
+    finally:
+        await other.close()
+    with pytest.raises(InsufficientFunds):
+        await store.ledger.transfer(debit=user_account(1, ASSET), credit=hot_account("bank", ASSET), asset=ASSET,
+                                    amount=10, key="spent-here")
+    assert not await store.ledger.check_invariants()
+
+
+async def test_a_balance_changed_by_a_plain_statement_is_seen_by_the_next_transfer(store) -> None:
+    """An operator's correction through the store (not the ledger) on the writer's own connection."""
+    await store.ledger.transfer(debit=chain_account("bank", ASSET), credit=user_account(1, ASSET), asset=ASSET,
+                                amount=10, key="fund")
+    await store.execute("UPDATE accounts SET posted_credits_minor = ? WHERE name = ?", 3, user_account(1, ASSET))
+    with pytest.raises(InsufficientFunds):
+        await store.ledger.transfer(debit=user_account(1, ASSET), credit=hot_account("bank", ASSET), asset=ASSET,
+                                    amount=5, key="more-than-left")
