@@ -21,6 +21,9 @@ transaction that debits, else ``InsufficientFunds``.
   see its transfer committed: retry with the same key to learn the outcome. If the database fails
   mid-commit every transfer of that batch raises ``StorageError`` and may or may not be durable —
   again, the same key tells.
+- A replay of a transfer this ledger committed lately (``RECENT_KEYS_MAX``) is answered from
+  memory, without the database: a committed transfer never changes in anything a replay returns,
+  and its key never goes away. Other replays go to the database as before.
 - ``amount`` must be an ``int`` (a float or a bool is a ``TypeError``) and positive (``InvalidAmount``).
 - ``transfer_many([TransferOrder(...), ...])`` submits several transfers in one call (a watcher
   crediting a block's deposits): one outcome per order, the ``Transfer`` or the exception its own
@@ -35,7 +38,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from teller.errors import InvalidAmount, MalformedRequest
+from teller.errors import IdempotencyConflict, InvalidAmount, MalformedRequest
 from teller.log import get_logger
 from teller.storage.accounts import parse_account
 from teller.storage.ledger_types import (
@@ -61,12 +64,17 @@ HISTORY_PAGE_MAX = 100
 HISTORY_PAGE_DEFAULT = 50
 KEY_LEN_MAX = 200
 EVENTS_PER_TRANSFER_MAX = 16
+RECENT_KEYS_MAX = 32_768      # committed transfers whose replays are answered from memory (at least half of them)
 WRITES_PER_TRANSFER_MAX = 32
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class TransferOrder:
-    """One transfer of a ``transfer_many`` call: the keyword arguments of ``Ledger.transfer``."""
+    """One transfer of a ``transfer_many`` call: the keyword arguments of ``Ledger.transfer``.
+
+    Not frozen: the ledger reads it once, inside the call, and a frozen dataclass costs a caller
+    ~1 us more per transfer to build (1.6 vs 0.6 us measured here).
+    """
 
     debit: str
     credit: str
@@ -110,6 +118,10 @@ class Ledger:
         self._started = False
         self._closed = False
         self._stopped = False   # closed and every writer gone
+        # Recently committed transfers by key, with the fingerprint they were asked with; two
+        # generations, so forgetting the oldest half is one swap, not an eviction per insert.
+        self._recent: dict[str, tuple[str, Transfer]] = {}
+        self._recent_old: dict[str, tuple[str, Transfer]] = {}
         self._log = get_logger(component="ledger", backend=store.backend)
 
     # -- writing -------------------------------------------------------------------------------------
@@ -139,7 +151,17 @@ class Ledger:
         if len(self._pending) >= self._queue_max:
             await self._wait_for_room()  # admitted whole: the queue may go over by one call's size
         group = _Group(asyncio.get_running_loop().create_future(), len(requests))
-        self._pending.extend([(request, group, i) for i, request in enumerate(requests)])
+        queued: list[_Pending] = []
+        for i, request in enumerate(requests):
+            known = self._recent_outcome(request)
+            if known is None:
+                queued.append((request, group, i))
+            else:
+                group.outcomes[i] = known
+                group.remaining -= 1
+        if not queued:
+            return group.outcomes  # type: ignore[return-value] - every slot is filled
+        self._pending.extend(queued)
         self._kick()
         return await group.future  # type: ignore[return-value] - every slot is filled by then
 
@@ -165,12 +187,28 @@ class Ledger:
     async def _submit(self, request: TransferRequest) -> Transfer:
         if self._closed:
             raise StorageError("the ledger is closed")
+        known = self._recent_outcome(request)
+        if known is not None:
+            if isinstance(known, Exception):
+                raise known
+            return known
         if len(self._pending) >= self._queue_max:
             await self._wait_for_room()
         future: asyncio.Future[Transfer] = asyncio.get_running_loop().create_future()
         self._pending.append((request, future, 0))
         self._kick()
         return await future
+
+    def _recent_outcome(self, request: TransferRequest) -> Outcome | None:
+        """The replay (or the conflict) of a transfer committed lately by this ledger, else None."""
+        known = self._recent.get(request.key) or self._recent_old.get(request.key)
+        if known is None:
+            return None
+        fingerprint, t = known
+        if fingerprint != request.fingerprint:
+            return IdempotencyConflict(key=request.key)
+        return Transfer(t.id, t.key, t.kind, t.debit, t.credit, t.asset, t.amount_minor, t.pending_key,
+                        t.created_at, True)
 
     def _kick(self) -> None:
         """Wake an idle writer (one call per batch: later submitters find none idle)."""
@@ -233,9 +271,14 @@ class Ledger:
             outcomes = [exc] * len(batch)
         self._deliver(batch, outcomes)
 
-    @staticmethod
-    def _deliver(batch: list[_Pending], outcomes: list[Outcome]) -> None:
-        for (_, sink, slot), outcome in zip(batch, outcomes, strict=True):
+    def _deliver(self, batch: list[_Pending], outcomes: list[Outcome]) -> None:
+        recent = self._recent
+        for (request, sink, slot), outcome in zip(batch, outcomes, strict=True):
+            if type(outcome) is Transfer:
+                recent[request.key] = (request.fingerprint, outcome)
+                if len(recent) >= RECENT_KEYS_MAX // 2:
+                    self._recent_old, self._recent = recent, {}
+                    recent = self._recent
             if type(sink) is _Group:
                 sink.outcomes[slot] = outcome
                 sink.remaining -= 1
@@ -363,10 +406,10 @@ def _check_key(key: object) -> str:
     return key
 
 
-def _events(events: Sequence[Event]) -> tuple[tuple[str, str], ...]:
+def _events(events: Sequence[Event]) -> list[tuple[str, str]]:
     if len(events) > EVENTS_PER_TRANSFER_MAX:
         raise ValueError(f"at most {EVENTS_PER_TRANSFER_MAX} events per transfer")
-    return tuple((e.type, e.payload_json()) for e in events)
+    return [(e.type, e.payload_json()) for e in events]
 
 
 def _writes(writes: Sequence[Write]) -> tuple[Write, ...]:

@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from teller.errors import IdempotencyConflict, InsufficientFunds
-from teller.storage import Event, Transfer, chain_account, user_account
+from teller.storage import Event, Transfer, chain_account, open_store, user_account
 from teller.storage.ledger import TRANSFER_MANY_MAX, TransferOrder
 
 ASSET = "ethereum:USDT"
@@ -136,3 +136,32 @@ async def test_a_key_committed_by_another_connection_before_the_write_lock_is_a_
     [outcome] = await store.ledger.transfer_many([credit(8, 3, "raced")])
     assert isinstance(outcome, Transfer) and outcome.replayed and outcome.id == 777
     assert len(await store.fetch_all("SELECT * FROM transfers WHERE key = 'raced'")) == 1
+
+
+async def test_replays_from_memory_mix_with_new_transfers_and_match_the_database(store, store_url) -> None:
+    """A replay of a transfer this ledger just committed is answered without the database; it
+    must be the very answer the database gives another process, and keep its slot in the call."""
+    first = await store.ledger.transfer_many([credit(1, 100, "m1"), credit(2, 5, "m2")])
+    outcomes = await store.ledger.transfer_many([
+        credit(1, 100, "m1"),          # replay, from memory
+        credit(3, 7, "m3"),            # new
+        credit(2, 6, "m2"),            # same key, other content
+    ])
+    assert outcomes[0] == Transfer(**{**_fields(first[0]), "replayed": True})
+    assert isinstance(outcomes[1], Transfer) and not outcomes[1].replayed and outcomes[1].amount_minor == 7
+    assert isinstance(outcomes[2], IdempotencyConflict)
+    with pytest.raises(IdempotencyConflict):
+        await store.ledger.transfer(debit=CHAIN, credit=user_account(2, ASSET), asset=ASSET, amount=6, key="m2")
+    other = await open_store(store_url)  # another process: its answers come from the database
+    try:
+        from_db = await other.ledger.transfer_many([credit(1, 100, "m1"), credit(3, 7, "m3")])
+    finally:
+        await other.close()
+    assert from_db == [outcomes[0], Transfer(**{**_fields(outcomes[1]), "replayed": True})]
+    [balance] = await store.ledger.balances(1)
+    assert balance.available_minor == 100
+    assert not await store.ledger.check_invariants()
+
+
+def _fields(transfer: Transfer) -> dict:
+    return {name: getattr(transfer, name) for name in Transfer.__dataclass_fields__}
