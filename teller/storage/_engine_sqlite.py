@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import sqlite3
 from collections.abc import Iterable, Sequence
+from itertools import chain
 from datetime import datetime
 from typing import Any
 
@@ -144,9 +145,8 @@ class _Batch:
         (or before it, with no commit by another connection since); ``cached``: accounts known
         to be as the database has them now."""
         self._load(rows, cached)
-        outcomes: list[Outcome] = []
-        for req in self.batch:
-            outcomes.append(self._decide_guarded(req) if req.writes else self._decide_plain(req))
+        guarded, plain = self._decide_guarded, self._decide_plain
+        outcomes: list[Outcome] = [guarded(req) if req.writes else plain(req) for req in self.batch]
         self._flush()
         return outcomes
 
@@ -244,21 +244,32 @@ class _Batch:
                         req.pending_key, self.now_stored, False)
 
     def _move(self, req: TransferRequest) -> tuple[list[Any], int]:
-        assert req.debit and req.credit and req.asset and req.amount_minor is not None
-        debit = self._account(req.debit, req.asset, req.debit_user_id)
-        credit = self._account(req.credit, req.asset, req.credit_user_id)
-        amount = req.amount_minor
+        # The hot path of every batch, so written out flat (it was 4-5 us a transfer in calls).
+        asset, amount = req.asset, req.amount_minor
+        debit = self.accounts.get(req.debit)  # type: ignore[arg-type]
+        if debit is None or debit[_A_ASSET] != asset:
+            debit = self._account(req.debit, asset, req.debit_user_id)  # type: ignore[arg-type]
+        credit = self.accounts.get(req.credit)  # type: ignore[arg-type]
+        if credit is None or credit[_A_ASSET] != asset:
+            credit = self._account(req.credit, asset, req.credit_user_id)  # type: ignore[arg-type]
         if debit[_A_USER] is not None and debit[_PC] - debit[_PD] - debit[_PEND_D] < amount:
             raise InsufficientFunds(account=req.debit)
         if req.kind == "single":
             debit[_PD] += amount
             credit[_PC] += amount
+            status = "posted"
         else:
             debit[_PEND_D] += amount
             credit[_PEND_C] += amount
-        _touch(debit)
-        _touch(credit)
-        return self._row(req, req.debit, req.credit, req.asset, amount, req.debit_user_id, req.credit_user_id), amount
+            status = "pending"
+        if debit[_STATE] == _CLEAN:
+            debit[_STATE] = _DIRTY
+        if credit[_STATE] == _CLEAN:
+            credit[_STATE] = _DIRTY
+        row = [self.next_id, req.key, req.kind, req.debit, req.credit, asset, str(amount), None, status,
+               req.fingerprint, req.debit_user_id, req.credit_user_id, self.now_text]
+        self.next_id += 1
+        return row, amount
 
     def _resolve(self, req: TransferRequest) -> tuple[list[Any], int]:
         assert req.pending_key
@@ -353,7 +364,7 @@ def _insert_rows(conn: sqlite3.Connection, statement: _RowsStatement, rows: Sequ
     """Run ``statement`` over ``rows``, ROWS_PER_STATEMENT rows at a time, in the given order."""
     for i in range(0, len(rows), ROWS_PER_STATEMENT):
         chunk = rows[i:i + ROWS_PER_STATEMENT]
-        conn.execute(statement.text(len(chunk)), [value for row in chunk for value in row])
+        conn.execute(statement.text(len(chunk)), list(chain.from_iterable(chunk)))
 
 
 # A batch's transfers share one timestamp, so a replayed batch parses a handful of distinct texts.

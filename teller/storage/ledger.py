@@ -63,6 +63,7 @@ TRANSFER_MANY_MAX = 1024      # transfers per transfer_many call
 HISTORY_PAGE_MAX = 100
 HISTORY_PAGE_DEFAULT = 50
 KEY_LEN_MAX = 200
+_AMOUNT_LIMIT = 10**78        # a name, not the expression: CPython does not fold a power this large
 EVENTS_PER_TRANSFER_MAX = 16
 RECENT_KEYS_MAX = 32_768      # committed transfers whose replays are answered from memory (at least half of them)
 WRITES_PER_TRANSFER_MAX = 32
@@ -383,12 +384,10 @@ def _transfer_request(debit: str, credit: str, asset: str, amount: int, key: str
     if debit == credit:
         raise ValueError("debit and credit must differ")
     kind = "pending" if pending else "single"
-    return TransferRequest(
-        kind=kind, key=_check_key(key), fingerprint=f"{kind}|{debit}|{credit}|{asset}|{amount}",
-        debit=debit, credit=credit, asset=asset, amount_minor=amount,
-        debit_user_id=d.user_id, credit_user_id=c.user_id,
-        events=_events(outbox) if outbox else (), writes=_writes(writes) if writes else (),
-    )
+    # positional, in field order: once per transfer on the event loop, keywords cost ~0.3 us more
+    return TransferRequest(kind, _check_key(key), f"{kind}|{debit}|{credit}|{asset}|{amount}", debit, credit, asset,
+                           amount, None, d.user_id, c.user_id, _events(outbox) if outbox else (),
+                           _writes(writes) if writes else ())
 
 
 def _check_amount(amount: object) -> None:
@@ -396,7 +395,7 @@ def _check_amount(amount: object) -> None:
         raise TypeError(f"amount must be an int in the smallest unit, got {type(amount).__name__}")
     if amount <= 0:
         raise InvalidAmount("amount must be greater than zero")
-    if amount >= 10**78:
+    if amount >= _AMOUNT_LIMIT:
         raise InvalidAmount("amount is too large")
 
 
