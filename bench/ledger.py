@@ -6,6 +6,10 @@ Figures (medians of REPEATS runs; the machine is noisy, read the ratios):
   C  PostgreSQL ledger, 8 submitters             vs the same with one transfer per transaction (batch_max=1)
   D  idempotent replays                          vs new transfers (each backend)
 
+A replay of a transfer the same ledger committed is answered from its memory; for information the
+bench also replays through a second Ledger on the same store, which must ask the database (as
+another process would).
+
 A submitter is one task feeding the ledger, like a watcher crediting a block's deposits: it hands
 the ledger WINDOW transfers at a time with one ``transfer_many`` call and awaits their outcomes
 (each transfer still succeeds or fails on its own). For information, the same with one
@@ -32,11 +36,12 @@ import asyncpg  # noqa: E402
 
 from teller.storage import Event, open_store  # noqa: E402
 from teller.storage.ledger import Ledger, TransferOrder  # noqa: E402
+from teller.storage.open import PG_LEDGER_WRITERS  # noqa: E402
 
 PG_DSN = "postgresql://postgres@127.0.0.1:5432/test"
 SUBMITTERS = 8
 WINDOW = 32
-REPEATS = 3
+REPEATS = 5
 N_SQLITE = 6_000
 N_PG = 8_000
 RAW_BATCH = 100
@@ -93,7 +98,8 @@ def _raw_sqlite(path: str, items: list[tuple[str, str]]) -> float:
 
 
 async def _sqlite_figures(tmp: Path) -> dict[str, list[float]]:
-    out: dict[str, list[float]] = {"raw": [], "ledger": [], "ledger_each": [], "ledger_w1": [], "replay": []}
+    out: dict[str, list[float]] = {"raw": [], "ledger": [], "ledger_each": [], "ledger_w1": [], "replay": [],
+                                   "replay_db": []}
     for r in range(REPEATS):
         raw_path = tmp / f"raw{r}.db"
         store = await open_store(f"sqlite:///{raw_path}")  # the same schema for the raw baseline
@@ -103,6 +109,9 @@ async def _sqlite_figures(tmp: Path) -> dict[str, list[float]]:
         items = _transfers("new", N_SQLITE)
         out["ledger"].append(await _drive(store.ledger, items, window=WINDOW))
         out["replay"].append(await _drive(store.ledger, items, window=WINDOW))
+        cold = Ledger(store)
+        out["replay_db"].append(await _drive(cold, items, window=WINDOW))
+        await cold.close()
         out["ledger_each"].append(await _drive(store.ledger, _transfers("each", N_SQLITE), window=WINDOW, bulk=False))
         out["ledger_w1"].append(await _drive(store.ledger, _transfers("w1", N_SQLITE // 6), window=1, bulk=False))
         await store.close()
@@ -110,7 +119,8 @@ async def _sqlite_figures(tmp: Path) -> dict[str, list[float]]:
 
 
 async def _pg_figures() -> dict[str, list[float]]:
-    out: dict[str, list[float]] = {"ledger": [], "single": [], "ledger_each": [], "ledger_w1": [], "replay": []}
+    out: dict[str, list[float]] = {"ledger": [], "single": [], "ledger_each": [], "ledger_w1": [], "replay": [],
+                                   "replay_db": []}
     schema = f"bench_{uuid.uuid4().hex[:12]}"
     store = await open_store(f"{PG_DSN}?schema={schema}")
     try:
@@ -119,6 +129,9 @@ async def _pg_figures() -> dict[str, list[float]]:
             items = _transfers(f"new{r}", N_PG)
             out["ledger"].append(await _drive(store.ledger, items, window=WINDOW))
             out["replay"].append(await _drive(store.ledger, items, window=WINDOW))
+            cold = Ledger(store, writers=PG_LEDGER_WRITERS)
+            out["replay_db"].append(await _drive(cold, items, window=WINDOW))
+            await cold.close()
             out["single"].append(await _drive(one_per_tx, _transfers(f"one{r}", N_PG // 4), window=WINDOW))
             out["ledger_each"].append(await _drive(store.ledger, _transfers(f"each{r}", N_PG // 2), window=WINDOW,
                                                    bulk=False))
@@ -149,6 +162,9 @@ async def main() -> int:
           f" ({lite['ledger_each'] / lite['raw']:.2f}x raw), window=1 {lite['ledger_w1']:.0f}/s"
           f" ({lite['ledger_w1'] / lite['raw']:.2f}x raw)")
     print(f"  postgresql ledger {pg['ledger']:.0f}/s, one-per-transaction {pg['single']:.0f}/s, replays {pg['replay']:.0f}/s")
+    print(f"  info: replays asked of the database (a second Ledger): sqlite {lite['replay_db']:.0f}/s"
+          f" ({lite['replay_db'] / lite['ledger']:.2f}x new), postgresql {pg['replay_db']:.0f}/s"
+          f" ({pg['replay_db'] / pg['ledger']:.2f}x new)")
     print(f"  info: postgresql one transfer() per transfer {pg['ledger_each']:.0f}/s, window=1 {pg['ledger_w1']:.0f}/s")
     results = [
         _line("A sqlite ledger / raw sqlite3 batched", lite["ledger"] / lite["raw"], 0.8),
