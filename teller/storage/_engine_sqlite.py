@@ -1,10 +1,11 @@
 """The ledger engine on SQLite: a whole batch in one transaction, run inside the store's thread.
 
 Why this shape: SQLite has one writer, so ``BEGIN IMMEDIATE`` serializes us against every other
-process; inside it the batch's accounts and keys are read once, every transfer is decided in
-Python against in-batch balances (each succeeds or fails on its own, no savepoint needed), and
-the results are flushed with a few ``executemany`` calls. Only a transfer that carries
-``writes=`` gets a savepoint, so that a failing write undoes just that transfer.
+process; inside it the batch's keys and the accounts the last batch did not leave behind
+(``AccountCache``) are read once, every transfer is decided in Python against in-batch balances
+(each succeeds or fails on its own, no savepoint needed), and the results are written with a few
+many-row statements. Only a transfer that carries ``writes=`` gets a savepoint, so that a failing
+write undoes just that transfer.
 """
 
 from __future__ import annotations
@@ -117,7 +118,9 @@ def apply_batch(conn: sqlite3.Connection, batch: Sequence[TransferRequest], now:
         for account in work.accounts.values():
             account[_STATE] = _CLEAN
         cache.rows.update(work.accounts)
-        cache.version = conn.execute("PRAGMA data_version").fetchone()[0]
+        # The version read under the lock, not one read now: a commit by another connection
+        # right after ours must still move it (our own commit never does).
+        cache.version = locked_version
     return outcomes
 
 
