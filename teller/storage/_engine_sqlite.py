@@ -23,7 +23,7 @@ from teller.storage.store import StaleWrite, Write, format_ts, parse_ts
 
 __all__ = ["apply_batch", "adapt_params", "run_writes"]
 
-SQL_VARS_MAX = 500  # stay under SQLITE_MAX_VARIABLE_NUMBER on old builds
+SQL_VARS_MAX = 500  # bound parameters per statement: far under SQLITE_MAX_VARIABLE_NUMBER on any build
 _INT64_MAX = 2**63 - 1
 _STATUS_OF = {"single": "posted", "pending": "pending", "post": "posted", "void": "voided"}
 # account state: [asset, user_id, posted_debits, posted_credits, pending_debits, pending_credits, state]
@@ -327,6 +327,9 @@ class _Batch:
         _insert_rows(self.conn, _INSERT_OUTBOX, self.events)
 
 
+_COLUMNS_PER_ROW_MAX = 16
+
+
 class _RowsStatement:
     """A statement that takes many rows in one VALUES list, its text cached per row count.
 
@@ -337,7 +340,8 @@ class _RowsStatement:
     """
 
     def __init__(self, head: str, tail: str, columns: int) -> None:
-        self.columns = columns
+        if columns > _COLUMNS_PER_ROW_MAX:
+            raise ValueError(f"at most {_COLUMNS_PER_ROW_MAX} columns a row")
         self._row = "(" + ",".join("?" * columns) + ")"
         self._head, self._tail = head, tail
         self._texts: dict[int, str] = {}
@@ -349,7 +353,7 @@ class _RowsStatement:
         return text
 
 
-ROWS_PER_STATEMENT = SQL_VARS_MAX // 16   # 31 rows of at most 16 columns stay under SQL_VARS_MAX
+ROWS_PER_STATEMENT = SQL_VARS_MAX // _COLUMNS_PER_ROW_MAX   # 31 rows stay under SQL_VARS_MAX
 _INSERT_ACCOUNTS = _RowsStatement(
     "INSERT INTO accounts (name, asset, user_id, posted_debits_minor, posted_credits_minor, pending_debits_minor,"
     " pending_credits_minor, created_at)", "", 8)
