@@ -6,7 +6,7 @@
     ├── InvalidInput ........... 400/422  MalformedRequest, InvalidAmount, InvalidAddress, InvalidCard,
     │                                     InvalidIban, UnknownChain, UnknownAsset
     ├── NotAuthenticated ....... 401      InvalidInitData, ExpiredInitData, InvalidToken, UntrustedGateway
-    ├── Forbidden .............. 403
+    ├── Forbidden .............. 403      WithdrawalsFrozen
     ├── NotFound ............... 404
     ├── Conflict ............... 409      InsufficientFunds, IdempotencyConflict, CardExists,
     │                                     HoldAlreadyResolved, AlreadyCredited
@@ -14,6 +14,7 @@
     ├── PayloadTooLarge ........ 413
     └── UpstreamUnavailable .... 502/503  ChainUnavailable (UnknownBlock), ProviderUnavailable,
                                           TelegramUnavailable, EventsUnavailable, ServiceUnavailable
+                                          (FeatureDisabled, WithdrawalsPaused)
 
 A bug (AssertionError, anything else) is not a TellerError: the HTTP layer answers 500 with no
 details and the actor that hit it restarts. The mapping to HTTP statuses lives in
@@ -40,6 +41,7 @@ __all__ = [
     "InvalidToken",
     "UntrustedGateway",
     "Forbidden",
+    "WithdrawalsFrozen",
     "NotFound",
     "Conflict",
     "InsufficientFunds",
@@ -59,6 +61,7 @@ __all__ = [
     "EventsUnavailable",
     "ServiceUnavailable",
     "FeatureDisabled",
+    "WithdrawalsPaused",
 ]
 
 
@@ -149,6 +152,13 @@ class UntrustedGateway(NotAuthenticated):
 class Forbidden(TellerError):
     code = "forbidden"
     default_message = "not allowed"
+
+
+class WithdrawalsFrozen(Forbidden):
+    """This user's withdrawals of this asset wait for an operator (e.g. a credited deposit was reorged out)."""
+
+    code = "withdrawals_frozen"
+    default_message = "withdrawals of this asset are frozen for your account until support reviews it"
 
 
 class NotFound(TellerError):
@@ -250,3 +260,10 @@ class ServiceUnavailable(UpstreamUnavailable):
 class FeatureDisabled(ServiceUnavailable):
     code = "feature_disabled"
     default_message = "this feature is not configured on this server"
+
+
+class WithdrawalsPaused(ServiceUnavailable):
+    """A chain's (or every) withdrawal is paused for an operator: an incident or a failed ledger check."""
+
+    code = "withdrawals_paused"
+    default_message = "withdrawals are paused while an operator reviews an incident; try again later"

@@ -40,6 +40,7 @@ from teller.money import format_amount
 from teller.payments.cards import card_hash, parse_card
 from teller.payments.statement import StatementLine
 from teller.runtime import AsyncioActor, Handle
+from teller.storage.ledger_keys import statement_assign_key, statement_line_key
 from teller.storage import BANK_IRT, SUSPENSE_IRT, Event, Outbox, UniqueViolation, user_account
 from teller.storage.irt import LINE_ASSIGNED, LINE_MATCHED, LINE_UNMATCHED, CardRow, IrtRepository, LineRow
 from teller.storage.store import StaleWrite
@@ -55,11 +56,11 @@ MATCHED, UNMATCHED, DUPLICATE = "matched", "unmatched", "duplicate"
 
 
 def line_key(bank_reference: str) -> str:
-    return f"irt:{bank_reference}"
+    return statement_line_key(bank_reference)
 
 
 def assign_key(bank_reference: str) -> str:
-    return f"irt-assign:{bank_reference}"
+    return statement_assign_key(bank_reference)
 
 
 def _credited_event(*, user_id: int, amount_minor: int, reference: str, how: str) -> Event:

@@ -11,11 +11,18 @@ from typing import Any
 
 import asyncpg
 
-from teller.errors import HoldAlreadyResolved, IdempotencyConflict, InsufficientFunds, InvalidAmount, NotFound
+from teller.errors import (
+    HoldAlreadyResolved,
+    IdempotencyConflict,
+    InsufficientFunds,
+    InvalidAmount,
+    NotFound,
+    TellerError,
+)
 from teller.storage.ledger_types import Outcome, Transfer, TransferRequest
-from teller.storage.store import StaleWrite
+from teller.storage.store import StaleWrite, Write, normalize_row
 
-__all__ = ["apply_batch"]
+__all__ = ["apply_batch", "run_writes"]
 
 _CALL = "SELECT * FROM teller_apply_transfers_v2($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13)"
 # A batch of new money moves only (no post/void) takes the set-based function.
@@ -51,18 +58,30 @@ async def _with_writes(conn: asyncpg.Connection, req: TransferRequest, translate
         async with conn.transaction():  # a savepoint inside the batch's transaction
             (outcome,) = await _call(conn, [req])
             if isinstance(outcome, Transfer) and not outcome.replayed:
-                for write in req.writes:
-                    status = await conn.execute(translate(write.sql), *write.params)
-                    count = _rowcount(status)
-                    if write.expect_rows is not None and count != write.expect_rows:
-                        raise StaleWrite(f"write touched {count} rows, expected {write.expect_rows}")
+                await run_writes(conn, req.writes, translate)
             return outcome
     except (asyncpg.DeadlockDetectedError, asyncpg.SerializationError):
         raise  # the whole batch retries
     except asyncpg.PostgresError as exc:
         return translate_error(exc)
-    except StaleWrite as exc:
+    except (StaleWrite, TellerError) as exc:  # a stale write, or a write's check refused: this transfer alone
         return exc
+
+
+async def run_writes(conn: asyncpg.Connection, writes: Sequence[Write], translate: Any) -> list[int]:
+    """Run ``writes`` in order on ``conn`` (inside the caller's transaction); the rows each touched."""
+    counts = []
+    for write in writes:
+        if write.check is not None:
+            rows = [normalize_row(r) for r in await conn.fetch(translate(write.sql), *write.params)]
+            write.check(rows)
+            counts.append(len(rows))
+            continue
+        count = _rowcount(await conn.execute(translate(write.sql), *write.params))
+        if write.expect_rows is not None and count != write.expect_rows:
+            raise StaleWrite(f"write touched {count} rows, expected {write.expect_rows}")
+        counts.append(count)
+    return counts
 
 
 def _rowcount(status: str) -> int:

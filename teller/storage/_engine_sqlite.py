@@ -19,7 +19,7 @@ from typing import Any
 
 from teller.errors import HoldAlreadyResolved, IdempotencyConflict, InsufficientFunds, InvalidAmount, NotFound
 from teller.storage.ledger_types import Outcome, Transfer, TransferRequest
-from teller.storage.store import StaleWrite, Write, format_ts, parse_ts
+from teller.storage.store import StaleWrite, Write, format_ts, normalize_row, parse_ts
 
 __all__ = ["apply_batch", "adapt_params", "run_writes"]
 
@@ -56,7 +56,14 @@ def adapt_params(params: Iterable[Any]) -> tuple[Any, ...]:
 def run_writes(conn: sqlite3.Connection, writes: Sequence[Write]) -> list[int]:
     counts = []
     for write in writes:
-        count = conn.execute(write.sql, adapt_params(write.params)).rowcount
+        cur = conn.execute(write.sql, adapt_params(write.params))
+        if write.check is not None:
+            names = [d[0] for d in cur.description or ()]
+            rows = [normalize_row(dict(zip(names, r))) for r in cur.fetchall()]
+            write.check(rows)
+            counts.append(len(rows))
+            continue
+        count = cur.rowcount
         if write.expect_rows is not None and count != write.expect_rows:
             raise StaleWrite(f"write touched {count} rows, expected {write.expect_rows}: {write.sql[:80]}")
         counts.append(count)

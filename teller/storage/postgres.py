@@ -22,7 +22,6 @@ from teller.storage.schema import MIGRATIONS, render
 from teller.storage.store import (
     IntegrityViolation,
     Row,
-    StaleWrite,
     StorageError,
     Store,
     UniqueViolation,
@@ -152,14 +151,9 @@ class PostgresStore(Store):
         return _engine_pg._rowcount(status)
 
     async def run_atomic(self, writes: Sequence[Write]) -> list[int]:
-        counts = []
         try:
             async with self._pool.acquire() as conn, conn.transaction():
-                for write in writes:
-                    count = _engine_pg._rowcount(await conn.execute(translate_placeholders(write.sql), *write.params))
-                    if write.expect_rows is not None and count != write.expect_rows:
-                        raise StaleWrite(f"write touched {count} rows, expected {write.expect_rows}")
-                    counts.append(count)
+                counts = await _engine_pg.run_writes(conn, writes, translate_placeholders)
         except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
             raise translate_error(exc) from exc
         return counts

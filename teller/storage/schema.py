@@ -276,6 +276,60 @@ DROP TABLE notifications_sent;
 ALTER TABLE notifications_sent_v3 RENAME TO notifications_sent;
 """
 
+# Money-path safety (issue 13):
+# - withdrawals: an incident (our nonce used, none of our transactions mined; a receipt without the
+#   expected Transfer log) waits for an operator in ``incident_reason``; a row that keeps failing is
+#   parked with its error and retried at ``retry_at`` (backoff), while the rest of the queue goes on.
+# - withdrawal_limit_locks: the row a withdrawal's daily-limit check locks (an upsert) in the hold's
+#   own transaction, so check and hold are one step across processes on both backends.
+# - freezes: what stops withdrawals until an operator acts (scope all | chain | user_asset); one
+#   active freeze per key (partial unique index), history kept.
+# - deposit addresses get a per-chain sequence taken under a row lock in the claim's transaction,
+#   so the order of ``seq`` is the order claims commit in (ids are not, on PostgreSQL), and the
+#   watcher's checkpoint at claim time (``claim_block``): an address loaded late is scanned from it.
+_MONEY_SAFETY = """
+ALTER TABLE withdrawals ADD COLUMN incident_reason TEXT;
+ALTER TABLE withdrawals ADD COLUMN incident_at {TS};
+ALTER TABLE withdrawals ADD COLUMN failures BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE withdrawals ADD COLUMN last_error TEXT;
+ALTER TABLE withdrawals ADD COLUMN retry_at {TS};
+CREATE INDEX withdrawals_incidents ON withdrawals (chain) WHERE incident_reason IS NOT NULL;
+CREATE INDEX withdrawals_user_day ON withdrawals (user_id, chain, asset, created_at);
+
+CREATE TABLE withdrawal_limit_locks (
+    user_id BIGINT NOT NULL,
+    asset TEXT NOT NULL,
+    locked_at {TS} NOT NULL,
+    PRIMARY KEY (user_id, asset)
+);
+
+CREATE TABLE freezes (
+    id {PK},
+    freeze_key TEXT NOT NULL,
+    scope TEXT NOT NULL CHECK (scope IN ('all', 'chain', 'user_asset')),
+    chain TEXT,
+    user_id BIGINT,
+    asset TEXT,
+    reason TEXT NOT NULL,
+    created_at {TS} NOT NULL DEFAULT {NOW},
+    resolved_at {TS},
+    resolution TEXT,
+    resolution_reason TEXT
+);
+CREATE UNIQUE INDEX freezes_active_key ON freezes (freeze_key) WHERE resolved_at IS NULL;
+CREATE INDEX freezes_active ON freezes (scope) WHERE resolved_at IS NULL;
+
+CREATE TABLE address_sequences (
+    chain TEXT PRIMARY KEY,
+    seq BIGINT NOT NULL
+);
+ALTER TABLE deposit_addresses ADD COLUMN seq BIGINT;
+ALTER TABLE deposit_addresses ADD COLUMN claim_block BIGINT;
+UPDATE deposit_addresses SET seq = id;
+INSERT INTO address_sequences (chain, seq) SELECT chain, MAX(id) FROM deposit_addresses GROUP BY chain;
+CREATE UNIQUE INDEX deposit_addresses_seq ON deposit_addresses (chain, seq);
+"""
+
 # The ledger's group commit on PostgreSQL: a whole batch in one round trip. See _pg_function.py.
 from teller.storage._pg_function import APPLY_TRANSFERS_SQL  # noqa: E402 - kept beside its caller
 
@@ -283,4 +337,5 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema", _INITIAL),
     Migration(2, "ledger batch function", "", postgresql_only=APPLY_TRANSFERS_SQL),
     Migration(3, "events: parked outbox rows, notification claims", _EVENTS_DELIVERY),
+    Migration(4, "money-path safety: incidents, parking, limit locks, freezes, address order", _MONEY_SAFETY),
 )

@@ -24,7 +24,9 @@ Rules of the portable dialect:
    the ledger.
 5. Rows are plain ``dict`` objects keyed by column name.
 6. ``run_atomic`` runs its writes in one transaction, in order; ``expect_rows`` makes a write that
-   touched another number of rows abort the whole unit with :class:`StaleWrite`. A unique or
+   touched another number of rows abort the whole unit with :class:`StaleWrite`. A write with a
+   ``check`` is a read inside the unit: its rows go to ``check``, which raises (a ``TellerError``)
+   to abort the unit - a limit checked in the very transaction that would exceed it. A unique or
    foreign-key violation raises :class:`UniqueViolation` / :class:`IntegrityViolation` (no partial
    effect). Money moves only through the ledger (``store.ledger``), never through raw writes.
 """
@@ -32,7 +34,7 @@ Rules of the portable dialect:
 from __future__ import annotations
 
 import abc
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from decimal import Decimal
@@ -76,11 +78,15 @@ class StaleWrite(StorageError):
 
 @dataclass(frozen=True, slots=True)
 class Write:
-    """One statement of an atomic unit (``run_atomic``, or a ledger transfer's ``writes=``)."""
+    """One statement of an atomic unit (``run_atomic``, or a ledger transfer's ``writes=``).
+
+    With ``check``, the statement is a query: its rows (normalized, as ``fetch_all`` returns them)
+    are passed to ``check``, which raises to abort the unit (the ledger: that transfer alone)."""
 
     sql: str
     params: Sequence[Any] = field(default=())
     expect_rows: int | None = None
+    check: Callable[[list[Row]], None] | None = None
 
 
 def utc_now() -> datetime:
