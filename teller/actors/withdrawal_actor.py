@@ -306,6 +306,7 @@ class WithdrawalActor(AsyncioActor):
             return
         self.log.info("withdrawals.replaced", withdrawal_id=row["id"], nonce=nonce, tx_hash=signed.tx_hash,
                       replaces=latest["tx_hash"], max_fee_per_gas_wei=max_fee)
+        self._crash_point("after_replace_persist")
         await self._broadcast(row, signed.tx_hash, raw_hex)
 
     async def _resolve_mined(self, row: Row, *, head: int) -> None:
@@ -333,8 +334,9 @@ class WithdrawalActor(AsyncioActor):
         if head - receipt.block_number + 1 < self._chain.confirmations:
             return
         if receipt.succeeded:
-            await settle(self._store, row, asset, tx_hash=receipt.tx_hash)
+            await settle(self._store, row, asset, tx_hash=receipt.tx_hash, crash_point=self._crash_point)
             self.log.info("withdrawals.confirmed", withdrawal_id=row["id"], tx_hash=receipt.tx_hash)
         else:
-            await refund(self._store, row, asset, reason="the transaction reverted on chain")
+            await refund(self._store, row, asset, reason="the transaction reverted on chain",
+                         crash_point=self._crash_point)
             self.log.info("withdrawals.reverted", withdrawal_id=row["id"], tx_hash=receipt.tx_hash)

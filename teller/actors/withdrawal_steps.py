@@ -16,6 +16,7 @@ The network fee (gas) is paid by the hot wallet in the native coin and is not a 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, time, timezone
 from typing import Any
@@ -109,25 +110,35 @@ def event_payload(row: Row, asset: Asset, **extra: Any) -> dict[str, Any]:
     }
 
 
-async def settle(store: Store, row: Row, asset: Asset, *, tx_hash: str) -> None:
+def _no_crash(step: str) -> None:
+    pass
+
+
+async def settle(store: Store, row: Row, asset: Asset, *, tx_hash: str,
+                 crash_point: Callable[[str], None] = _no_crash) -> None:
     """Post the hold and split it to the hot wallet's and the fees' accounts (postings 2)."""
     wid, code = row["id"], asset.code
     assert asset.chain is not None
     await store.ledger.post(pending_key=row["hold_key"], key=f"wd:{wid}:post")
+    crash_point("settle_posted")
     finish = [Withdrawals.finish(withdrawal_id=wid, status="confirmed")]
     events = [Event(EventType.WITHDRAWAL_CONFIRMED.value, event_payload(row, asset, tx_hash=tx_hash))]
     fee_minor = row["fee_minor"]
     await store.ledger.transfer(
         debit=hold_account(code), credit=hot_account(asset.chain, code), asset=code, amount=row["amount_minor"],
         key=f"wd:{wid}:paid", writes=() if fee_minor else finish, outbox=() if fee_minor else events)
+    crash_point("settle_paid")
     if fee_minor:
         await store.ledger.transfer(debit=hold_account(code), credit=fees_account(code), asset=code,
                                     amount=fee_minor, key=f"wd:{wid}:fee", writes=finish, outbox=events)
 
 
-async def refund(store: Store, row: Row, asset: Asset, *, reason: str) -> None:
+async def refund(store: Store, row: Row, asset: Asset, *, reason: str,
+                 crash_point: Callable[[str], None] = _no_crash) -> None:
     """Void the hold: the user has amount + fee back (postings 3)."""
+    crash_point("refund_start")
     await store.ledger.void(
         pending_key=row["hold_key"], key=f"wd:{row['id']}:void",
         writes=[Withdrawals.finish(withdrawal_id=row["id"], status="failed", failure_reason=reason)],
         outbox=[Event(EventType.WITHDRAWAL_FAILED.value, event_payload(row, asset, reason=reason))])
+    crash_point("refund_committed")
