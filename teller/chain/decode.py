@@ -10,7 +10,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from teller.chain.types import Block, Receipt, TxSummary
+from teller.chain.erc20 import decode_transfer_log
+from teller.chain.types import Block, Receipt, TransferLog, TxSummary
 
 __all__ = ["MalformedAnswer", "decode_block", "decode_tx", "decode_receipt", "quantity"]
 
@@ -110,4 +111,12 @@ def decode_receipt(raw: Any) -> Receipt:
         from_address=_address(receipt.get("from"), "receipt.from"),
         to_address=_opt_address(receipt.get("to"), "receipt.to"),
         contract_address=_opt_address(receipt.get("contractAddress"), "receipt.contractAddress"),
+        transfer_logs=_transfer_logs(receipt.get("logs")),
     )
+
+
+def _transfer_logs(raw: Any) -> tuple[TransferLog, ...]:
+    if not isinstance(raw, list):
+        return ()
+    logs = (decode_transfer_log(item) for item in raw if isinstance(item, Mapping))
+    return tuple(log for log in logs if log is not None and not log.removed)

@@ -66,6 +66,9 @@ class Receipt:
     from_address: str
     to_address: str | None
     contract_address: str | None
+    # The ERC-20 Transfer logs the transaction emitted, in log order: what a token transfer really moved
+    # (a token may answer ``false`` instead of reverting: status 1, no Transfer log).
+    transfer_logs: tuple[TransferLog, ...] = ()
 
     @property
     def fee_wei(self) -> int:
