@@ -8,6 +8,7 @@ server never starts half-configured. Only ``[auth]`` is required; a flow whose s
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import MISSING, dataclass, field
@@ -36,6 +37,7 @@ __all__ = [
 
 IRT_DECIMALS = 0
 JWT_SECRET_LEN_MIN = 32
+_TOML_POSITION = re.compile(r"\(at (line \d+, column \d+|end of document)\)")
 
 
 class ConfigError(Exception):
@@ -198,7 +200,9 @@ def load_settings(path: str | Path, *, environ: Mapping[str, str] | None = None)
     except FileNotFoundError as exc:
         raise ConfigError(f"configuration file not found: {path}") from exc
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+        # tomllib's text can quote the character it stopped at, which may be part of a secret: the position only
+        where = _TOML_POSITION.search(str(exc))
+        raise ConfigError(f"{path}: not valid TOML ({where.group(1) if where else 'position unknown'})") from None
     return settings_from_mapping(raw, environ=os.environ if environ is None else environ)
 
 
@@ -249,6 +253,8 @@ def _build(cls: type, raw: Mapping[str, Any], section: str, *, required: bool = 
 
 
 def _coerce(key: str, value: Any, type_name: Any) -> Any:
+    """``value`` as ``type_name``. The error names the key and both types, never the value: a value may be a
+    secret, or a secret put in the wrong key (a mnemonic as a list, a token under another name)."""
     type_name = str(type_name)
     try:
         if type_name == "bool":
@@ -269,9 +275,20 @@ def _coerce(key: str, value: Any, type_name: Any) -> Any:
             if not isinstance(value, str):
                 raise TypeError
             return value
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f"{key} must be a {type_name}, got {value!r}") from exc
+    except (TypeError, ValueError, OverflowError):
+        # from None: the cause (int()'s ValueError) quotes the value, and a traceback would print it
+        raise ConfigError(f"{key} must be {_a(type_name)}, got {_kind_of(value, type_name)}") from None
     return value
+
+
+def _a(type_name: str) -> str:
+    return f"an {type_name}" if type_name[:1] in "aeiou" else f"a {type_name}"
+
+
+def _kind_of(value: Any, type_name: str) -> str:
+    """What was given, by type only: ``a list``; ``a str that is not one`` for text that is no int or float."""
+    kind = _a(type(value).__name__)
+    return f"{kind} that is not one" if isinstance(value, str) and type_name != "str" else kind
 
 
 def _validate(section: str, settings: Any) -> None:
@@ -311,9 +328,9 @@ def _asset(key: str, raw: Any, *, native: bool) -> AssetSettings:
     except InvalidAmount as exc:
         raise ConfigError(f"{key}: {exc.message}") from exc
     return AssetSettings(
-        symbol=str(raw["symbol"]),
+        symbol=_coerce(f"{key}.symbol", raw["symbol"], "str"),
         decimals=decimals,
-        contract=None if native else str(raw["contract"]),
+        contract=None if native else _coerce(f"{key}.contract", raw["contract"], "str"),
         min_withdrawal_minor=minimum,
         withdrawal_fee_minor=fee,
     )
@@ -356,6 +373,8 @@ def _chains(raw: Any) -> tuple[ChainSettings, ...]:
 
 
 def _limits(raw: Any, chains_raw: Any) -> dict[str, int]:
+    """Daily withdrawal limits per ledger asset, ``"chain:SYMBOL" = "amount"``, parsed in that asset's own
+    decimals (a symbol alone is ambiguous: USDT has 6 decimals on one chain and 18 on another)."""
     if not isinstance(raw, Mapping):
         raise ConfigError("[limits] must be a table")
     for k in raw:
@@ -363,15 +382,25 @@ def _limits(raw: Any, chains_raw: Any) -> dict[str, int]:
             raise ConfigError(f"unknown configuration key: limits.{k}")
     decimals: dict[str, int] = {}
     for chain in chains_raw if isinstance(chains_raw, list) else []:
+        if not isinstance(chain, Mapping):
+            continue
         for asset in [chain.get("native", {}), *chain.get("tokens", [])]:
             if isinstance(asset, Mapping) and "symbol" in asset:
-                decimals[str(asset["symbol"])] = int(asset.get("decimals", 0))
+                decimals[f"{chain.get('name')}:{asset['symbol']}"] = int(asset.get("decimals", 0))
+    table = raw.get("withdrawal_daily_per_user", {})
+    if not isinstance(table, Mapping):
+        raise ConfigError("limits.withdrawal_daily_per_user must be a table")
     limits = {}
-    for symbol, text in dict(raw.get("withdrawal_daily_per_user", {})).items():
-        if symbol not in decimals:
-            raise ConfigError(f"limits.withdrawal_daily_per_user.{symbol}: no configured chain has this asset")
+    for code, text in table.items():
+        key = f"limits.withdrawal_daily_per_user.{code}"
+        if ":" not in code:
+            raise ConfigError(f"{key}: name the ledger asset as \"chain:SYMBOL\" (e.g. \"ethereum:{code}\")")
+        if code not in decimals:
+            raise ConfigError(f"{key}: no configured chain has this asset")
+        if isinstance(text, bool) or not isinstance(text, (str, int)):
+            raise ConfigError(f"{key} must be a decimal string, got {type(text).__name__}")
         try:
-            limits[symbol] = parse_amount(str(text), decimals[symbol])
+            limits[code] = parse_amount(str(text), decimals[code])
         except InvalidAmount as exc:
-            raise ConfigError(f"limits.withdrawal_daily_per_user.{symbol}: {exc.message}") from exc
+            raise ConfigError(f"{key}: {exc.message}") from exc
     return limits

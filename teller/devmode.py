@@ -60,7 +60,7 @@ def dev_settings(*, var_dir: Path, rpc_url: str, token_address: str, sandbox: An
             "tokens": [{"symbol": "USDT", "contract": token_address, "decimals": 6,
                         "min_withdrawal": "1", "withdrawal_fee": "0.5"}],
         }],
-        "limits": {"withdrawal_daily_per_user": {"USDT": "10000", "ETH": "5"}},
+        "limits": {"withdrawal_daily_per_user": {"ethereum:USDT": "10000", "ethereum:ETH": "5"}},
         "paystar": {"base_url": sandbox.url, "application_id": sandbox.state.application_id,
                     "access_password": sandbox.state.access_password, "refresh_token": sandbox.state.refresh_token},
         "irt": {"company_iban": "IR820540102680020817909002", "account_owner": "Teller Dev Co",

@@ -4,7 +4,7 @@
 
     TellerError(code)
     ├── InvalidInput ........... 400/422  MalformedRequest, InvalidAmount, InvalidAddress, InvalidCard,
-    │                                     InvalidIban, UnknownChain, UnknownAsset
+    │                                     InvalidIdempotencyKey, InvalidIban, UnknownChain, UnknownAsset
     ├── NotAuthenticated ....... 401      InvalidInitData, ExpiredInitData, InvalidToken, UntrustedGateway
     ├── Forbidden .............. 403      WithdrawalsFrozen
     ├── NotFound ............... 404
@@ -31,6 +31,7 @@ __all__ = [
     "MalformedRequest",
     "InvalidAmount",
     "InvalidAddress",
+    "InvalidIdempotencyKey",
     "InvalidCard",
     "InvalidIban",
     "UnknownChain",
@@ -97,6 +98,11 @@ class MalformedRequest(InvalidInput):
 class InvalidAmount(InvalidInput):
     code = "invalid_amount"
     default_message = "invalid amount"
+
+
+class InvalidIdempotencyKey(InvalidInput):
+    code = "invalid_idempotency_key"
+    default_message = "the Idempotency-Key header is not 1 to 64 visible ASCII characters"
 
 
 class InvalidAddress(InvalidInput):

@@ -13,9 +13,20 @@ only, so a restart resumes exactly where the last instance stopped:
   by the receipts of every hash we signed for that nonce. The first acceptance moves the row to
   ``broadcast`` with a ``withdrawal.broadcast`` event (a conditional update: once).
 - ``broadcast``: once the chain's mined nonce passes the withdrawal's, look up the receipts of all its
-  hashes (whichever mined counts); at ``confirmations`` settle the hold (success) or void it (revert).
-  Not mined after ``replace_after_s``: sign a replacement with the same nonce and fees up >= 10 %. If
-  the node's pool lost it (the pending nonce is at or below ours: a gap), send the bytes again.
+  hashes (every one; whichever mined counts); at ``confirmations`` settle the hold if the receipt shows
+  the payment (status 1 and, for a token, a Transfer log of the exact amount from the hot wallet to the
+  recipient), void it if our own transaction reverted. Not mined after ``replace_after_s``: sign a
+  replacement with the same nonce and fees up >= 10 % (at most ``ATTEMPTS_PER_WITHDRAWAL_MAX``). If the
+  node's pool lost it (the pending nonce is at or below ours: a gap), send the bytes again.
+
+Refund only with proof. A null receipt is "not known yet". A used nonce with no receipt of ours for
+``RECEIPT_MISSES_INCIDENT_MIN`` ticks, or a status-1 receipt without the expected transfer, is an
+incident: the row waits (``incident_reason``), the chain's new withdrawals freeze, ops are alerted,
+and an operator resolves it (``resolve``). Nothing is refunded or settled on a guess.
+
+One row's failure is that row's: a step that raises (anything but the node being down) parks the row
+with its reason and a backoff (``retry_at``); the rest of the queue goes on. A freeze (``Freezes``)
+stops new signatures, never the following of what was sent.
 
 Nonces: the DB's next nonce is raised to the chain's mined count each tick (someone else's
 transaction never makes us reuse a nonce) and only ever taken together with a persisted signed
@@ -25,32 +36,37 @@ transaction, so we are never ahead of what the chain will accept, and gaps are r
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from typing import Any, TypeVar
 
 from teller.actors.signer import SigningRefused, WithdrawalSigning
-from teller.actors.withdrawal_steps import event_payload, refund, settle
+from teller.actors.withdrawal_steps import event_payload, payment_problem, refund, settle
 from teller.assets import Asset, AssetRegistry
 from teller.chain.client import ChainClient
 from teller.chain.types import FeeSuggestion, Receipt, SendOutcome
 from teller.config import ChainSettings
-from teller.errors import TellerError
+from teller.errors import ChainUnavailable, TellerError
 from teller.events.schema import EventType
 from teller.runtime import AsyncioActor, Call, Handle
 from teller.storage import Event, Outbox, StaleWrite, Store, Write
+from teller.storage.freezes import Freezes
 from teller.storage.store import Row, utc_now
-from teller.storage.withdrawals import Withdrawals
+from teller.storage.withdrawals import ATTEMPTS_PER_WITHDRAWAL_MAX, Withdrawals
 
 __all__ = ["WithdrawalActor", "FEE_BUMP_PERCENT", "CrashHook"]
 
 FEE_BUMP_PERCENT = 10         # the least bump nodes accept for a same-nonce replacement
 FEE_BUMP_MARGIN_PERCENT = 2   # above it, so rounding never lands exactly on the node's floor
 SIGNS_PER_TICK_MAX = 100      # new withdrawals signed per tick; the rest wait for the next one
+RECEIPT_MISSES_INCIDENT_MIN = 5  # ticks a used nonce may show no receipt of ours before it is an incident
+PARK_BACKOFF_MAX_S = 300.0    # a parked row is retried at most this long after its last failure
 MAILBOX_MAX = 1_000
 # Send outcomes after which the transaction counts as sent. Underpriced: another of our transactions
 # holds the nonce in the pool. Nonce too low: some transaction used the nonce; receipts tell which.
 _COUNTS_AS_SENT = frozenset((SendOutcome.ACCEPTED, SendOutcome.ALREADY_KNOWN, SendOutcome.REPLACEMENT_UNDERPRICED,
                              SendOutcome.NONCE_TOO_LOW))
+T = TypeVar("T")
 CrashHook = Callable[[str], None]  # tests: called with a step name; a test's hook kills the process there
 
 
@@ -71,6 +87,8 @@ class WithdrawalActor(AsyncioActor):
         self._hot: str = ""
         self._timer: asyncio.TimerHandle | None = None
         self._tick_queued = False
+        self._paused = False
+        self._receipt_misses: dict[int, int] = {}  # withdrawal id -> ticks its used nonce had no receipt of ours
         self.ticks = 0
 
     def on_start(self) -> None:
@@ -134,21 +152,86 @@ class WithdrawalActor(AsyncioActor):
             for row in in_flight:
                 nonce = int(row["nonce"])
                 if nonce < mined_nonce:
-                    await self._resolve_mined(row, head=head)
+                    await self._isolated(row, self._resolve_mined(row, head=head))
                     continue
+                self._receipt_misses.pop(row["id"], None)
                 attempt = latest.get(row["id"])
                 if attempt is None:
                     continue  # impossible by construction (nonce and attempt are one transaction)
                 age_s = (utc_now() - attempt["created_at"]).total_seconds()
                 if age_s >= self._chain.replace_after_s:  # stuck (not mined, or never accepted): re-price
                     fees = fees or await self._fees()
-                    await self._replace(row, attempt, fees)
+                    await self._isolated(row, self._replace(row, attempt, fees))
                 elif row["status"] == "signed" or nonce >= pool_nonce:
                     # never sent, or the node's pool lost it (a gap below later nonces): send the bytes again
-                    await self._broadcast(row, attempt["tx_hash"], attempt["raw_tx"])
+                    await self._isolated(row, self._broadcast(row, attempt["tx_hash"], attempt["raw_tx"]))
+        pending = await self._signable(pending)
         if pending:
             fees = fees or await self._fees()
             await self._broadcast_new(await self._sign_new(pending, fees))
+
+    async def _signable(self, rows: list[Row]) -> list[Row]:
+        """The pending rows that may be signed now: none while a freeze stops the chain (in-flight ones
+        are still followed to their end), none of a frozen user's asset, none whose asset is gone."""
+        if not rows:
+            return rows
+        freezes = Freezes(self._store)
+        paused = await freezes.blocking(chain=self._chain.name)
+        if paused is not None:
+            if not self._paused:
+                self.log.error("withdrawals.paused", chain=self._chain.name, freeze_id=paused["id"],
+                               freeze_key=paused["freeze_key"])
+            self._paused = True
+            return []
+        self._paused = False
+        frozen = await freezes.frozen_user_assets(self._chain.name)
+        signable = []
+        for row in rows:
+            if (int(row["user_id"]), f"{row['chain']}:{row['asset']}") in frozen:
+                continue
+            if self._assets.get(f"{row['chain']}:{row['asset']}") is None:
+                await self._park(row, "the asset is not configured on this chain any more")
+                continue
+            signable.append(row)
+        return signable
+
+    # -- one row's failure stays that row's ----------------------------------------------------------
+    async def _isolated(self, row: Row, step: Awaitable[T]) -> T | None:
+        """Run one row's step. The node failing (``ChainUnavailable``) fails the tick, as it fails every
+        row; a lost race is re-read next tick; anything else parks this row alone, with its reason, and
+        the queue goes on."""
+        try:
+            result = await step
+        except (ChainUnavailable, asyncio.CancelledError):
+            raise
+        except StaleWrite:
+            return None
+        except Exception as exc:  # noqa: BLE001 - one row's failure never stops the others
+            await self._park(row, f"{type(exc).__name__}: {getattr(exc, 'message', None) or exc}")
+            return None
+        if row.get("failures"):
+            await self._repo.run([Withdrawals.unpark(withdrawal_id=row["id"])])
+        return result
+
+    async def _park(self, row: Row, error: str) -> None:
+        failures = int(row.get("failures") or 0) + 1
+        delay_s = min(PARK_BACKOFF_MAX_S, self._chain.poll_interval_s * 2 ** min(failures, 16))
+        await self._repo.run([Withdrawals.park(withdrawal_id=row["id"], error=error,
+                                               retry_at=utc_now() + timedelta(seconds=delay_s))])
+        self.log.error("withdrawals.parked", withdrawal_id=row["id"], chain=row["chain"], failures=failures,
+                       retry_in_s=round(delay_s, 1), error=error[:200])
+
+    async def _incident(self, row: Row, reason: str) -> None:
+        """The chain disagrees with our records: the row waits for an operator, the chain's new
+        withdrawals freeze, ops are alerted. Never a refund."""
+        if row.get("incident_reason"):
+            return
+        try:
+            await self._repo.run(Withdrawals.incident(withdrawal_id=row["id"], chain=row["chain"], reason=reason))
+        except StaleWrite:
+            return  # marked already (another tick or instance)
+        self.log.error("withdrawals.incident", withdrawal_id=row["id"], chain=row["chain"], nonce=row["nonce"],
+                       reason=reason)
 
     async def _fees(self) -> FeeSuggestion:
         return await self._client.suggest_fees(max_fee_per_gas_cap_wei=self._chain.max_fee_per_gas_cap_wei)
@@ -193,7 +276,7 @@ class WithdrawalActor(AsyncioActor):
 
     async def _after_race(self, rows: list[Row], fees: FeeSuggestion, *, refused: bool) -> list[tuple[Row, str, str]]:
         """Go on with the rows still unsigned (another instance took the others). If none moved: a
-        refusal is signed one at a time, which finds the refused row and stops the tick on it; a moved
+        refusal is signed one at a time, which finds the refused row and parks it alone; a moved
         nonce (another instance's own withdrawals) waits for the next tick."""
         current = await self._repo.get_many([row["id"] for row in rows])
         unsigned = [row for row in rows if (now := current.get(row["id"])) is not None
@@ -206,8 +289,8 @@ class WithdrawalActor(AsyncioActor):
             self.log.warning("withdrawals.sign_raced", nonce_moved=True)
             return []
         signed = []
-        for row in rows:
-            one = await self._sign_first(row, fees)
+        for row in rows:  # one at a time: the refused row is parked, the others are signed
+            one = await self._isolated(row, self._sign_first(row, fees))
             if one is not None:
                 signed.append(({**row, "status": "signed"}, *one))
         return signed
@@ -289,6 +372,9 @@ class WithdrawalActor(AsyncioActor):
         max_fee = max(fees.max_fee_per_gas_wei, -(-old_max * bump // 100))
         tip = max(fees.max_priority_fee_per_gas_wei, -(-old_tip * bump // 100))
         cap = self._chain.max_fee_per_gas_cap_wei
+        if await self._repo.attempt_count(row["id"]) >= ATTEMPTS_PER_WITHDRAWAL_MAX:
+            self.log.warning("withdrawals.replace_limit", withdrawal_id=row["id"], attempts=ATTEMPTS_PER_WITHDRAWAL_MAX)
+            return  # enough signed versions of this nonce: resend the latest, and let ops look
         if max_fee > cap:
             self.log.warning("withdrawals.replace_capped", withdrawal_id=row["id"], cap_wei=cap)
             return  # a bump past the cap is not allowed: wait for the base fee to fall
@@ -310,19 +396,19 @@ class WithdrawalActor(AsyncioActor):
         await self._broadcast(row, signed.tx_hash, raw_hex)
 
     async def _resolve_mined(self, row: Row, *, head: int) -> None:
-        """The withdrawal's nonce is used on chain: find which of our transactions mined, if any."""
+        """The withdrawal's nonce is used on chain: find which of our transactions mined (every one of
+        them is asked). A null receipt means "not known yet" (a lagging node), never "not mined"."""
         receipt: Receipt | None = None
         attempts = await self._repo.attempts(row["id"])
         for attempt in reversed(attempts):
             receipt = await self._client.get_receipt(attempt["tx_hash"])
             if receipt is not None:
                 break
-        asset = self._asset(row)
         if receipt is None:
-            # none of ours mined, yet the nonce is used: another transaction took it; ours never can
-            self.log.error("withdrawals.nonce_taken", withdrawal_id=row["id"], nonce=row["nonce"])
-            await refund(self._store, row, asset, reason="the hot wallet's nonce was used by another transaction")
+            await self._no_receipt(row, attempts=len(attempts))
             return
+        self._receipt_misses.pop(row["id"], None)
+        asset = self._asset(row)
         attempt = next(a for a in attempts if a["tx_hash"] == receipt.tx_hash)
         if row["status"] == "signed":
             # sent by an instance that died before recording it: the broadcast (and its event) happened
@@ -333,10 +419,26 @@ class WithdrawalActor(AsyncioActor):
         self._crash_point("after_receipt")
         if head - receipt.block_number + 1 < self._chain.confirmations:
             return
-        if receipt.succeeded:
-            await settle(self._store, row, asset, tx_hash=receipt.tx_hash, crash_point=self._crash_point)
-            self.log.info("withdrawals.confirmed", withdrawal_id=row["id"], tx_hash=receipt.tx_hash)
-        else:
+        if not receipt.succeeded:  # proof: our own transaction reverted, confirmations deep
             await refund(self._store, row, asset, reason="the transaction reverted on chain",
                          crash_point=self._crash_point)
             self.log.info("withdrawals.reverted", withdrawal_id=row["id"], tx_hash=receipt.tx_hash)
+            return
+        problem = payment_problem(row, asset, receipt, hot_address=self._hot)
+        if problem is not None:
+            await self._incident(row, problem)
+            return
+        await settle(self._store, row, asset, tx_hash=receipt.tx_hash, crash_point=self._crash_point)
+        self.log.info("withdrawals.confirmed", withdrawal_id=row["id"], tx_hash=receipt.tx_hash)
+
+    async def _no_receipt(self, row: Row, *, attempts: int) -> None:
+        """The nonce is used, yet no receipt of ours: wait a few ticks (a node behind a load balancer
+        answers null for a moment), then it is an incident: our records are incomplete, the node lies,
+        or the key is used elsewhere. The hold stays; an operator decides."""
+        misses = self._receipt_misses[row["id"]] = self._receipt_misses.get(row["id"], 0) + 1
+        if misses < max(RECEIPT_MISSES_INCIDENT_MIN, self._chain.confirmations):
+            self.log.warning("withdrawals.receipt_missing", withdrawal_id=row["id"], nonce=row["nonce"],
+                             attempts=attempts, misses=misses)
+            return
+        await self._incident(row, f"the hot wallet's nonce {row['nonce']} is used on chain, but none of our"
+                                  f" {attempts} signed transactions for it has a receipt")

@@ -2,14 +2,18 @@
 
 Postings (asset code ``A`` = ``"{chain}:{symbol}"``, ``W`` = the withdrawal's id):
 
-1. accept:  ``user:{uid}:A -> withdrawal-hold:A``, amount + fee, PENDING, key ``wd:{uid}:{idempotency key}``,
-   with the withdrawal row inserted in the same DB transaction (a replay inserts nothing).
+1. accept:  ``user:{uid}:A -> withdrawal-hold:A``, amount + fee, PENDING, key ``wdh:{uid}:{sha256 of the
+   Idempotency-Key}`` (``teller.storage.ledger_keys``: no client key can form a system key), with, in the
+   same DB transaction, the freeze check, the daily-limit lock and check, and the withdrawal row's
+   insert (a replay runs none of them).
 2. confirm: post the hold in full (key ``wd:{W}:post``): the user's debit is final;
    then ``withdrawal-hold:A -> hot:{chain}:A`` the amount (key ``wd:{W}:paid``: what the hot wallet paid out)
    and ``withdrawal-hold:A -> fees:A`` the fee (key ``wd:{W}:fee``: our revenue). The LAST of these
    carries the row's ``confirmed`` update and the ``withdrawal.confirmed`` event, so a crash anywhere in
    between leaves the row unfinished and the next tick replays the steps (each a no-op the second time).
 3. refund:  void the hold (key ``wd:{W}:void``) with the row's ``failed`` update and ``withdrawal.failed``.
+   Only with proof that the money did not leave: our own transaction reverted on chain, confirmations
+   deep, or an operator's decision (``resolve``) on a row that waits for one.
 
 The network fee (gas) is paid by the hot wallet in the native coin and is not a ledger movement here.
 """
@@ -22,14 +26,18 @@ from datetime import datetime, time, timezone
 from typing import Any
 
 from teller.assets import Asset
-from teller.errors import DailyLimitExceeded, IdempotencyConflict
+from teller.chain.types import Receipt
+from teller.errors import IdempotencyConflict
 from teller.events.schema import EventType
 from teller.money import format_amount
 from teller.storage import Event, Store, UniqueViolation, fees_account, hold_account, hot_account, user_account
 from teller.storage.store import Row, utc_now
-from teller.storage.withdrawals import Withdrawals
+from teller.storage.freezes import Freezes
+from teller.storage.ledger_keys import withdrawal_hold_key, withdrawal_step_key
+from teller.storage.withdrawals import DailyLimit, Withdrawals
 
-__all__ = ["WithdrawalRequest", "place_command", "settle", "refund", "event_payload", "hold_key_for"]
+__all__ = ["WithdrawalRequest", "place_command", "settle", "refund", "event_payload", "hold_key_for",
+           "payment_problem"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,15 +57,15 @@ class WithdrawalRequest:
 
 
 def hold_key_for(user_id: int, idempotency_key: str) -> str:
-    return f"wd:{user_id}:{idempotency_key}"
+    return withdrawal_hold_key(user_id, idempotency_key)
 
 
 def place_command(request: WithdrawalRequest) -> Any:
     """The WalletActor command: check and hold, or return the withdrawal this key already made.
 
-    Answers ``(row, created)``. Runs alone for this user in this process (the WalletActor), which is
-    what makes the daily-limit check and the hold one step; the ledger's balance check and the unique
-    ``(user_id, idempotency_key)`` hold across processes too.
+    Answers ``(row, created)``. The freeze check, the daily-limit check and the hold are one DB
+    transaction, with a per-(user, asset) row lock: one step across processes, on both backends. The
+    ledger's balance check and the unique ``(user_id, idempotency_key)`` hold across processes too.
     """
 
     async def command(store: Store, user_id: int) -> tuple[Row, bool]:
@@ -67,18 +75,19 @@ def place_command(request: WithdrawalRequest) -> Any:
         if existing is not None:
             return _replayed(existing, request), False
         asset = request.asset
+        assert asset.chain is not None
+        checks = [Freezes.hold_check(chain=asset.chain, user_id=user_id, asset=asset.code)]
         if request.daily_limit_minor is not None:
             day_start = datetime.combine(utc_now().date(), time(0), tzinfo=timezone.utc)
-            used = await repo.amount_since(user_id, asset.symbol, day_start)
-            if used + request.amount_minor > request.daily_limit_minor:
-                raise DailyLimitExceeded(f"the daily {asset.symbol} withdrawal limit would be exceeded")
+            checks += Withdrawals.daily_limit_writes(DailyLimit(
+                user_id=user_id, chain=asset.chain, asset=asset.symbol, limit_minor=request.daily_limit_minor,
+                amount_minor=request.amount_minor, since=day_start))
         hold_key = hold_key_for(user_id, request.idempotency_key)
-        assert asset.chain is not None
         try:
-            await store.ledger.transfer(
+            hold = await store.ledger.transfer(
                 debit=user_account(user_id, asset.code), credit=hold_account(asset.code), asset=asset.code,
                 amount=request.amount_minor + asset.withdrawal_fee_minor, key=hold_key, pending=True,
-                writes=[Withdrawals.insert(
+                writes=[*checks, Withdrawals.insert(
                     user_id=user_id, chain=asset.chain, asset=asset.symbol, to_address=request.to_address,
                     amount_minor=request.amount_minor, fee_minor=asset.withdrawal_fee_minor,
                     idempotency_key=request.idempotency_key, fingerprint=request.fingerprint, hold_key=hold_key)],
@@ -91,6 +100,8 @@ def place_command(request: WithdrawalRequest) -> Any:
             return _replayed(existing, request), False
         row = await repo.by_key(user_id, request.idempotency_key)
         assert row is not None, "the hold committed without its withdrawal row"
+        if hold.replayed:  # another process made this withdrawal with this key first
+            return _replayed(row, request), False
         return row, True
 
     return command
@@ -119,18 +130,18 @@ async def settle(store: Store, row: Row, asset: Asset, *, tx_hash: str,
     """Post the hold and split it to the hot wallet's and the fees' accounts (postings 2)."""
     wid, code = row["id"], asset.code
     assert asset.chain is not None
-    await store.ledger.post(pending_key=row["hold_key"], key=f"wd:{wid}:post")
+    await store.ledger.post(pending_key=row["hold_key"], key=withdrawal_step_key(wid, "post"))
     crash_point("settle_posted")
     finish = [Withdrawals.finish(withdrawal_id=wid, status="confirmed")]
     events = [Event(EventType.WITHDRAWAL_CONFIRMED.value, event_payload(row, asset, tx_hash=tx_hash))]
     fee_minor = row["fee_minor"]
     await store.ledger.transfer(
         debit=hold_account(code), credit=hot_account(asset.chain, code), asset=code, amount=row["amount_minor"],
-        key=f"wd:{wid}:paid", writes=() if fee_minor else finish, outbox=() if fee_minor else events)
+        key=withdrawal_step_key(wid, "paid"), writes=() if fee_minor else finish, outbox=() if fee_minor else events)
     crash_point("settle_paid")
     if fee_minor:
         await store.ledger.transfer(debit=hold_account(code), credit=fees_account(code), asset=code,
-                                    amount=fee_minor, key=f"wd:{wid}:fee", writes=finish, outbox=events)
+                                    amount=fee_minor, key=withdrawal_step_key(wid, "fee"), writes=finish, outbox=events)
 
 
 async def refund(store: Store, row: Row, asset: Asset, *, reason: str,
@@ -138,7 +149,26 @@ async def refund(store: Store, row: Row, asset: Asset, *, reason: str,
     """Void the hold: the user has amount + fee back (postings 3)."""
     crash_point("refund_start")
     await store.ledger.void(
-        pending_key=row["hold_key"], key=f"wd:{row['id']}:void",
+        pending_key=row["hold_key"], key=withdrawal_step_key(row["id"], "void"),
         writes=[Withdrawals.finish(withdrawal_id=row["id"], status="failed", failure_reason=reason)],
         outbox=[Event(EventType.WITHDRAWAL_FAILED.value, event_payload(row, asset, reason=reason))])
     crash_point("refund_committed")
+
+
+def payment_problem(row: Row, asset: Asset, receipt: Receipt, *, hot_address: str) -> str | None:
+    """Why a mined, status-1 receipt does NOT show this withdrawal paid (None: it does). A token may answer
+    ``false`` instead of reverting: then the receipt has status 1 and no Transfer log, and nothing was sent."""
+    if receipt.from_address.lower() != hot_address.lower():
+        return f"the receipt of {receipt.tx_hash} is from {receipt.from_address}, not the hot wallet"
+    recipient = row["to_address"].lower()
+    if asset.contract is None:
+        if (receipt.to_address or "").lower() != recipient:
+            return f"the transaction {receipt.tx_hash} went to {receipt.to_address}, not the recipient"
+        return None
+    token = asset.contract.lower()
+    for log in receipt.transfer_logs:
+        if (log.token == token and log.from_address == hot_address.lower() and log.to_address == recipient
+                and log.amount_minor == row["amount_minor"]):
+            return None
+    return (f"the transaction {receipt.tx_hash} mined with status 1 but its receipt has no Transfer of the amount"
+            " to the recipient")

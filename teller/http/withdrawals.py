@@ -6,6 +6,7 @@ Another user's withdrawal id is a 404, as is an unknown one.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from aiohttp import web
@@ -13,7 +14,14 @@ from aiohttp import web
 from teller.actors.withdrawal_steps import WithdrawalRequest
 from teller.assets import Asset
 from teller.chain.address import parse_address
-from teller.errors import FeatureDisabled, InvalidAmount, MalformedRequest, NotFound, UnknownAsset
+from teller.errors import (
+    FeatureDisabled,
+    InvalidAmount,
+    InvalidIdempotencyKey,
+    MalformedRequest,
+    NotFound,
+    UnknownAsset,
+)
 from teller.http.context import SERVICES, flow_service
 from teller.http.middleware import USER_ID
 from teller.http.render import rfc3339
@@ -25,6 +33,7 @@ from teller.money import format_amount, parse_amount
 __all__ = ["routes", "withdrawal_json", "IDEMPOTENCY_KEY_LEN_MAX"]
 
 IDEMPOTENCY_KEY_LEN_MAX = 64
+IDEMPOTENCY_KEY_PATTERN = re.compile(r"[!-~]{1,%d}" % IDEMPOTENCY_KEY_LEN_MAX)
 PAGE_DEFAULT = 20
 PAGE_MAX = 100
 ID_DIGITS_MAX = 18
@@ -39,11 +48,14 @@ def _service(request: web.Request) -> Any:
 
 
 def _idempotency_key(request: web.Request) -> str:
+    """The client's key: 1 to 64 visible ASCII characters (``!`` to ``~``, no space). Any other value is
+    a 422; the key only ever reaches the ledger hashed, in its own family (``ledger_keys``)."""
     key = request.headers.get("Idempotency-Key")
     if key is None:
         raise MalformedRequest("the Idempotency-Key header is required")
-    if not 1 <= len(key) <= IDEMPOTENCY_KEY_LEN_MAX or not key.isascii() or not key.isprintable() or key != key.strip():
-        raise MalformedRequest(f"Idempotency-Key must be 1 to {IDEMPOTENCY_KEY_LEN_MAX} printable ASCII characters")
+    if not IDEMPOTENCY_KEY_PATTERN.fullmatch(key):
+        raise InvalidIdempotencyKey(
+            f"Idempotency-Key must be 1 to {IDEMPOTENCY_KEY_LEN_MAX} visible ASCII characters (! to ~, no spaces)")
     return key
 
 
@@ -64,7 +76,7 @@ def parse_request(request: web.Request, body: dict[str, Any], *, user_id: int) -
     if amount_minor < asset.min_withdrawal_minor:
         raise InvalidAmount(f"the minimum withdrawal is {format_amount(asset.min_withdrawal_minor, asset.decimals)}"
                             f" {asset.symbol}")
-    limit = request.app[SERVICES].settings.withdrawal_daily_limits_minor.get(asset.symbol)
+    limit = request.app[SERVICES].settings.withdrawal_daily_limits_minor.get(asset.code)
     return WithdrawalRequest(user_id=user_id, idempotency_key=_idempotency_key(request), asset=asset,
                              to_address=to_address, amount_minor=amount_minor, daily_limit_minor=limit)
 
@@ -118,7 +130,8 @@ async def get_one(request: web.Request) -> web.Response:
 
 def routes() -> list[Route]:
     key_param = Param("Idempotency-Key", "header",
-                      {"type": "string", "minLength": 1, "maxLength": IDEMPOTENCY_KEY_LEN_MAX}, required=True,
+                      {"type": "string", "minLength": 1, "maxLength": IDEMPOTENCY_KEY_LEN_MAX,
+                       "pattern": f"^[!-~]{{1,{IDEMPOTENCY_KEY_LEN_MAX}}}$"}, required=True,
                       description="client-chosen; the same key and body again answer the same withdrawal")
     return [
         Route("POST", "/api/v1/withdrawals", create, "Withdraw crypto to an address", "withdrawals",

@@ -7,7 +7,15 @@ included, unique per ``(chain, tx_hash)``) and ``address_nonces`` (the next nonc
 Status of a withdrawal, each step a conditional update (``WHERE status = <what we saw>``):
 
     pending --sign + nonce, one transaction--> signed --node accepted--> broadcast --confirmed-->
-    confirmed;  signed|broadcast --reverted / nonce taken by another transaction--> failed
+    confirmed;  signed|broadcast --our own transaction reverted, confirmations deep--> failed
+
+Beside the status, two marks an operator sees (``/ops/status``), neither of which moves money:
+
+- ``incident_reason``: the chain disagrees with our records (the nonce is used but none of our
+  transactions mined; a receipt that does not show the transfer we signed). Written with a
+  ``chain`` freeze in one transaction; the row waits for an operator (``resolve`` in ``teller/http``).
+- ``failures`` / ``last_error`` / ``retry_at``: a step of this row keeps failing; it is parked until
+  ``retry_at`` (backoff) while the rest of the chain's queue goes on.
 
 Reads return plain rows; writes are returned as ``Write`` objects so the caller puts them into the
 same DB transaction as the ledger change or the nonce they belong with.
@@ -16,21 +24,44 @@ same DB transaction as the ledger change or the nonce they belong with.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+from teller.errors import DailyLimitExceeded
 from teller.storage.store import Row, Write, utc_now
 
 if TYPE_CHECKING:
     from teller.storage.store import Store
 
-__all__ = ["Withdrawals", "UNFINISHED", "PAGE_MAX", "UNFINISHED_BATCH_MAX"]
+__all__ = ["Withdrawals", "UNFINISHED", "PAGE_MAX", "UNFINISHED_BATCH_MAX", "DailyLimit"]
 
 UNFINISHED = ("pending", "signed", "broadcast")
 PAGE_MAX = 100
 UNFINISHED_BATCH_MAX = 200     # withdrawals one actor tick looks at
-ATTEMPTS_PER_WITHDRAWAL_MAX = 64  # replacements are bounded: past it ops must look
-DAILY_ROWS_MAX = 10_000        # a user's withdrawals of one asset in one day that we sum
+ATTEMPTS_PER_WITHDRAWAL_MAX = 64  # signed replacements are bounded: past it, no more (reads are not)
+DAILY_ROWS_MAX = 10_000        # a user's withdrawals of one asset in one day that we sum; past it: refused
+PARKED_LISTED_MAX = 100        # parked or incident rows shown per chain in /ops/status
+ERROR_TEXT_MAX = 300
+
+
+@dataclass(frozen=True, slots=True)
+class DailyLimit:
+    """A user's daily withdrawal limit of one asset (``chain``, ``asset`` symbol), in its minor units."""
+
+    user_id: int
+    chain: str
+    asset: str
+    limit_minor: int
+    amount_minor: int    # the request being checked
+    since: datetime      # the start of the day
+
+    def check(self, rows: list[Row]) -> None:
+        if len(rows) > DAILY_ROWS_MAX:
+            raise DailyLimitExceeded("too many withdrawals today")
+        used = sum(r["amount_minor"] for r in rows)
+        if used + self.amount_minor > self.limit_minor:
+            raise DailyLimitExceeded(f"the daily {self.asset} withdrawal limit would be exceeded")
 
 
 class Withdrawals:
@@ -62,12 +93,29 @@ class Withdrawals:
 
     async def unfinished(self, chain: str, *, in_flight: bool, limit: int = UNFINISHED_BATCH_MAX) -> list[Row]:
         """A chain's withdrawals still to move, oldest first: ``in_flight`` (signed or broadcast, by
-        nonce) or not yet signed. Two queries, so in-flight ones never starve new ones of a batch."""
+        nonce) or not yet signed. Two queries, so in-flight ones never starve new ones of a batch.
+        A parked row is left out until its ``retry_at``, so it never takes the place of others."""
         statuses = "('signed', 'broadcast')" if in_flight else "('pending')"
         order = "nonce" if in_flight else "id"
         return await self._store.fetch_all(
-            f"SELECT * FROM withdrawals WHERE chain = ? AND status IN {statuses} ORDER BY {order} LIMIT ?",
-            chain, max(1, min(limit, UNFINISHED_BATCH_MAX)))
+            f"SELECT * FROM withdrawals WHERE chain = ? AND status IN {statuses}"
+            f" AND (retry_at IS NULL OR retry_at <= ?) ORDER BY {order} LIMIT ?",
+            chain, utc_now(), max(1, min(limit, UNFINISHED_BATCH_MAX)))
+
+    async def troubled(self, chain: str) -> list[Row]:
+        """The chain's unfinished rows with an incident or parked after failures, for ops."""
+        return await self._store.fetch_all(
+            "SELECT * FROM withdrawals WHERE chain = ? AND status IN ('pending', 'signed', 'broadcast')"
+            " AND (incident_reason IS NOT NULL OR failures > 0) ORDER BY id LIMIT ?", chain, PARKED_LISTED_MAX)
+
+    async def troubled_counts(self, chain: str) -> tuple[int, int]:
+        """(parked, incidents) among the chain's unfinished rows."""
+        row = await self._store.fetch_one(
+            "SELECT SUM(CASE WHEN failures > 0 THEN 1 ELSE 0 END) AS parked,"
+            " SUM(CASE WHEN incident_reason IS NOT NULL THEN 1 ELSE 0 END) AS incidents FROM withdrawals"
+            " WHERE chain = ? AND status IN ('pending', 'signed', 'broadcast')"
+            " AND (incident_reason IS NOT NULL OR failures > 0)", chain)
+        return int((row or {}).get("parked") or 0), int((row or {}).get("incidents") or 0)
 
     async def latest_attempts(self, withdrawal_ids: Sequence[int]) -> dict[int, Row]:
         """The newest signed transaction of each withdrawal, in one query per batch."""
@@ -84,18 +132,16 @@ class Withdrawals:
         return rows
 
     async def attempts(self, withdrawal_id: int) -> list[Row]:
-        """Every signed transaction of a withdrawal, oldest first."""
+        """Every signed transaction of a withdrawal, oldest first: all of them, whichever may have mined.
+        (Their number is bounded where they are made, ``ATTEMPTS_PER_WITHDRAWAL_MAX``, not here: a read
+        that left one out once refunded a paid withdrawal.)"""
         return await self._store.fetch_all(
-            "SELECT * FROM withdrawal_attempts WHERE withdrawal_id = ? ORDER BY id LIMIT ?",
-            withdrawal_id, ATTEMPTS_PER_WITHDRAWAL_MAX)
+            "SELECT * FROM withdrawal_attempts WHERE withdrawal_id = ? ORDER BY id", withdrawal_id)
 
-    async def amount_since(self, user_id: int, asset: str, since: datetime) -> int:
-        """What the user asked to withdraw of ``asset`` (symbol, every chain) since ``since``, failed
-        ones excluded. Summed here, not in SQL: amounts are TEXT on SQLite."""
-        rows = await self._store.fetch_all(
-            "SELECT amount_minor FROM withdrawals WHERE user_id = ? AND asset = ? AND created_at >= ?"
-            " AND status <> 'failed' LIMIT ?", user_id, asset, since, DAILY_ROWS_MAX)
-        return sum(r["amount_minor"] for r in rows)
+    async def attempt_count(self, withdrawal_id: int) -> int:
+        row = await self._store.fetch_one(
+            "SELECT COUNT(*) AS n FROM withdrawal_attempts WHERE withdrawal_id = ?", withdrawal_id)
+        return int((row or {}).get("n") or 0)
 
     async def next_nonce(self, chain: str, address: str) -> int | None:
         row = await self._store.fetch_one(
@@ -191,6 +237,46 @@ class Withdrawals:
             Write("UPDATE withdrawals SET tx_hash = ?, updated_at = ? WHERE id = ? AND status IN ('signed', 'broadcast')",
                   (tx_hash, now, withdrawal_id)),
         ]
+
+    @staticmethod
+    def daily_limit_writes(limit: DailyLimit) -> list[Write]:
+        """The daily-limit check, for the hold's own transaction: lock the (user, asset) row (an upsert
+        holds a row lock to commit on PostgreSQL; SQLite has one writer), then sum the day's requests
+        (summed in Python: amounts are TEXT on SQLite) and refuse if this one would pass the limit.
+        Run before the row's insert, so the sum never counts the request itself."""
+        return [
+            Write("INSERT INTO withdrawal_limit_locks (user_id, asset, locked_at) VALUES (?, ?, ?)"
+                  " ON CONFLICT (user_id, asset) DO UPDATE SET locked_at = excluded.locked_at",
+                  (limit.user_id, f"{limit.chain}:{limit.asset}", utc_now())),
+            Write("SELECT amount_minor FROM withdrawals WHERE user_id = ? AND chain = ? AND asset = ?"
+                  " AND created_at >= ? AND status <> 'failed' LIMIT ?",
+                  (limit.user_id, limit.chain, limit.asset, limit.since, DAILY_ROWS_MAX + 1), check=limit.check),
+        ]
+
+    @staticmethod
+    def incident(*, withdrawal_id: int, chain: str, reason: str) -> list[Write]:
+        """Mark the chain disagreeing with our records, and freeze the chain's new withdrawals: one unit."""
+        from teller.storage.freezes import Freezes
+
+        now = utc_now()
+        return [
+            Write("UPDATE withdrawals SET incident_reason = ?, incident_at = ?, updated_at = ? WHERE id = ?"
+                  " AND incident_reason IS NULL AND status IN ('pending', 'signed', 'broadcast')",
+                  (reason[:ERROR_TEXT_MAX], now, now, withdrawal_id), expect_rows=1),
+            Freezes.freeze_write(f"withdrawal:{withdrawal_id}", scope="chain", chain=chain,
+                                 reason=f"withdrawal {withdrawal_id}: {reason}"),
+        ]
+
+    @staticmethod
+    def park(*, withdrawal_id: int, error: str, retry_at: datetime) -> Write:
+        """A step of this row failed: count it, keep the reason, and leave the row out until ``retry_at``."""
+        return Write("UPDATE withdrawals SET failures = failures + 1, last_error = ?, retry_at = ?, updated_at = ?"
+                     " WHERE id = ?", (error[:ERROR_TEXT_MAX], retry_at, utc_now(), withdrawal_id))
+
+    @staticmethod
+    def unpark(*, withdrawal_id: int) -> Write:
+        return Write("UPDATE withdrawals SET failures = 0, last_error = NULL, retry_at = NULL WHERE id = ?"
+                     " AND failures > 0", (withdrawal_id,))
 
     @staticmethod
     def finish(*, withdrawal_id: int, status: str, failure_reason: str | None = None) -> Write:

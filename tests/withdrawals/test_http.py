@@ -101,9 +101,11 @@ async def test_malformed_requests_are_4xx_and_change_nothing(store: Store) -> No
         url = "/api/v1/withdrawals"
         no_key = await app.client.post(url, json=GOOD, headers=headers)
         assert no_key.status == 400
-        for key in ("", "k" * 65, "ключ"):
+        # the stated charset and length: 1 to 64 visible ASCII characters; anything else is a 422
+        for key in ("", "k" * 65, "ключ", "a b", "tab\tkey", "wd:1:post é"):
             response = await app.client.post(url, json=GOOD, headers={**headers, "Idempotency-Key": key})
-            assert response.status == 400, key
+            assert response.status == 422, key
+            assert (await response.json())["error"]["code"] == "invalid_idempotency_key", key
         bad_json = await app.client.post(url, data=b"{not json", headers={**headers, "Idempotency-Key": "x"})
         assert bad_json.status == 400
         array = await app.client.post(url, json=[GOOD], headers={**headers, "Idempotency-Key": "x"})
@@ -130,7 +132,7 @@ async def test_insufficient_funds_is_409_and_changes_nothing(store: Store) -> No
 
 
 async def test_daily_limit_is_403_limit_exceeded(store: Store) -> None:
-    async with running(withdrawal_settings(limits={"USDT": "25"}), store) as app:
+    async with running(withdrawal_settings(limits={"devnet:USDT": "25"}), store) as app:
         uid, headers = await app.sign_in()
         await app.credit(uid, USDT, 100 * 10**6)
         assert (await app.withdraw(headers, "1", **GOOD)).status == 202
