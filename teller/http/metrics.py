@@ -1,5 +1,9 @@
 """Prometheus metrics, one registry per app (tests run many apps in one process).
 
+The series read off the /ops/status document (the reconciler, withdrawals, freezes, deposit
+reversals) are made from it at each scrape (``observe_status``): a key the document does not have
+renders no series, rather than a zero that would read as a fact.
+
 The per-request series (requests by route and status, latency by route) are plain counters on the
 hot path, turned into Prometheus samples only when ``/ops/metrics`` is scraped: a
 ``prometheus_client`` child takes a lock and walks its buckets in Python on every observation
@@ -12,13 +16,15 @@ from __future__ import annotations
 
 import time
 from bisect import bisect_left
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from datetime import datetime
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
-from prometheus_client.metrics_core import CounterMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.utils import floatToGoString
 
-__all__ = ["HttpMetrics", "CONTENT_TYPE", "LATENCY_BUCKETS_S"]
+__all__ = ["HttpMetrics", "CONTENT_TYPE", "LATENCY_BUCKETS_S", "status_families"]
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 LATENCY_BUCKETS_S = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10)
@@ -67,6 +73,73 @@ class _HttpCollector:
         yield latency
 
 
+def _number(value: Any) -> float | None:
+    """A count or a flag from the status document as a sample value; None for anything else."""
+    if isinstance(value, bool):
+        return 1.0 if value else 0.0
+    if isinstance(value, (int, float)):
+        return float(value)
+    return None
+
+
+def _timestamp_s(value: Any) -> float | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+
+
+def _section(doc: Mapping[str, Any], key: str) -> Mapping[str, Any]:
+    value = doc.get(key)
+    return value if isinstance(value, Mapping) else {}
+
+
+def status_families(doc: Mapping[str, Any]) -> list[Metric]:
+    """The gauges the status document holds: each only when its key is there."""
+    families: list[Metric] = []
+
+    def gauge(name: str, documentation: str, value: float | None) -> None:
+        if value is not None:
+            families.append(GaugeMetricFamily(name, documentation, value=value))
+
+    reconciler = _section(doc, "reconciler")
+    gauge("teller_reconcile_last_run_timestamp_seconds", "When the reconciler last finished a pass (Unix time)",
+          _timestamp_s(reconciler.get("last_run_at")))
+    gauge("teller_reconcile_ok", "1 when the reconciler's last pass found the money in order, 0 when not",
+          _number(reconciler.get("last_ok")) if isinstance(reconciler.get("last_ok"), bool) else None)
+    violations = reconciler.get("violations")
+    gauge("teller_reconcile_violations", "Violations the reconciler has found and that still stand",
+          float(len(violations)) if isinstance(violations, list) else None)
+    gauge("teller_reconcile_pending_receipts", "Finished rows whose transaction the node does not know yet",
+          _number(reconciler.get("pending_receipts")))
+    gauge("teller_freezes_active", "Active withdrawal freezes", _number(_section(doc, "freezes").get("active")))
+    gauge("teller_deposit_reversals_open", "Credited deposits that left the chain, waiting for an operator",
+          _number(_section(doc, "deposit_reversals").get("open")))
+    chains = _section(doc, "withdrawals").get("chains")
+    for key, name, documentation in (("parked", "teller_withdrawals_parked", "Withdrawals parked after failing"),
+                                     ("incidents", "teller_withdrawals_incidents", "Withdrawals in an incident")):
+        family = GaugeMetricFamily(name, documentation, labels=["chain"])
+        for chain in chains if isinstance(chains, list) else ():
+            value = _number(chain.get(key)) if isinstance(chain, Mapping) else None
+            if value is not None and isinstance(chain.get("chain"), str):
+                family.add_metric([chain["chain"]], value)
+        if family.samples:
+            families.append(family)
+    return families
+
+
+class _StatusCollector:
+    """Yields the families of the last status document seen (one per scrape, on the loop's thread)."""
+
+    def __init__(self) -> None:
+        self.families: list[Metric] = []
+
+    def collect(self) -> Iterator[Metric]:
+        yield from self.families
+
+
 _METHODS = frozenset(("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"))
 
 
@@ -90,6 +163,12 @@ class HttpMetrics:
         self.events = Gauge("teller_events", "Outbox relay and notifier counts since start", ["what"],
                             registry=self.registry)
         self.chain_lag = Gauge("teller_chain_lag_blocks", "Blocks behind the head", ["chain"], registry=self.registry)
+        self._status = _StatusCollector()
+        self.registry.register(self._status)  # type: ignore[arg-type]
+
+    def observe_status(self, doc: Mapping[str, Any]) -> None:
+        """The /ops/status document of this scrape: its gauges replace the last one's."""
+        self._status.families = status_families(doc)
 
     def observe(self, method: str, route: str, status: int, seconds: float) -> None:
         """One request. ``route`` is a route template or "unmatched", never a raw path; a method outside

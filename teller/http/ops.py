@@ -84,6 +84,7 @@ async def ops_metrics(request: web.Request) -> web.Response:
     for chain in doc.get("chains", []):
         if chain.get("lag_blocks") is not None:
             services.metrics.chain_lag.labels(chain["chain"]).set(chain["lag_blocks"])
+    services.metrics.observe_status(doc)   # the reconciler, withdrawals, freezes, deposit reversals
     return web.Response(body=services.metrics.render(), headers={"Content-Type": CONTENT_TYPE})
 
 
