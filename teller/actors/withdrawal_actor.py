@@ -46,7 +46,7 @@ from teller.assets import Asset, AssetRegistry
 from teller.chain.client import ChainClient
 from teller.chain.types import FeeSuggestion, Receipt, SendOutcome
 from teller.config import ChainSettings
-from teller.errors import ChainUnavailable, TellerError
+from teller.errors import ChainUnavailable, Conflict, NotFound, TellerError
 from teller.events.schema import EventType
 from teller.runtime import AsyncioActor, Call, Handle
 from teller.storage import Event, Outbox, StaleWrite, Store, Write
@@ -127,6 +127,35 @@ class WithdrawalActor(AsyncioActor):
         finally:
             self.ticks += 1
             self._schedule(self._chain.poll_interval_s)
+
+    async def resolve(self, withdrawal_id: int, *, action: str, reason: str) -> Row:
+        """An operator's decision on a withdrawal that waits for one, serialized with this chain's ticks:
+        ``settle`` (the operator found the payment on chain) or ``refund`` (the money did not leave; or
+        the row was never signed). Lifts the row's freeze and records the reason, in the same transaction."""
+        row = await self._repo.get(withdrawal_id)
+        if row is None or row["chain"] != self._chain.name:
+            raise NotFound("no such withdrawal")
+        if row["status"] not in ("pending", "signed", "broadcast"):
+            raise Conflict(f"the withdrawal is {row['status']} already")
+        asset = self._asset(row)
+        release = Freezes.release_write(f"withdrawal:{withdrawal_id}", resolution=action, reason=reason)
+        if action == "refund" and row["status"] == "pending":
+            # never signed: proof enough, if it is still unsigned in the very transaction that refunds it
+            guard = Write("UPDATE withdrawals SET updated_at = ? WHERE id = ? AND status = 'pending' AND nonce IS NULL",
+                          (utc_now(), withdrawal_id), expect_rows=1)
+            await refund(self._store, row, asset, reason=f"refunded by an operator: {reason}",
+                         extra_writes=[guard, release])
+        elif not row["incident_reason"]:
+            raise Conflict("only a withdrawal in an incident (or never signed) waits for an operator")
+        elif action == "refund":
+            await refund(self._store, row, asset, reason=f"refunded by an operator: {reason}", extra_writes=[release])
+        else:
+            await settle(self._store, row, asset, tx_hash=row["tx_hash"] or "", extra_writes=[release])
+        self.log.warning("withdrawals.resolved_by_operator", withdrawal_id=withdrawal_id, action=action,
+                         reason=reason[:200])
+        resolved = await self._repo.get(withdrawal_id)
+        assert resolved is not None
+        return resolved
 
     def _crash_point(self, step: str) -> None:
         if self._crash_hook is not None:

@@ -20,7 +20,7 @@ The network fee (gas) is paid by the hot wallet in the native coin and is not a 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, time, timezone
 from typing import Any
@@ -30,7 +30,7 @@ from teller.chain.types import Receipt
 from teller.errors import IdempotencyConflict
 from teller.events.schema import EventType
 from teller.money import format_amount
-from teller.storage import Event, Store, UniqueViolation, fees_account, hold_account, hot_account, user_account
+from teller.storage import Event, Store, UniqueViolation, Write, fees_account, hold_account, hot_account, user_account
 from teller.storage.store import Row, utc_now
 from teller.storage.freezes import Freezes
 from teller.storage.ledger_keys import withdrawal_hold_key, withdrawal_step_key
@@ -125,14 +125,14 @@ def _no_crash(step: str) -> None:
     pass
 
 
-async def settle(store: Store, row: Row, asset: Asset, *, tx_hash: str,
+async def settle(store: Store, row: Row, asset: Asset, *, tx_hash: str, extra_writes: Sequence[Write] = (),
                  crash_point: Callable[[str], None] = _no_crash) -> None:
     """Post the hold and split it to the hot wallet's and the fees' accounts (postings 2)."""
     wid, code = row["id"], asset.code
     assert asset.chain is not None
     await store.ledger.post(pending_key=row["hold_key"], key=withdrawal_step_key(wid, "post"))
     crash_point("settle_posted")
-    finish = [Withdrawals.finish(withdrawal_id=wid, status="confirmed")]
+    finish = [Withdrawals.finish(withdrawal_id=wid, status="confirmed"), *extra_writes]
     events = [Event(EventType.WITHDRAWAL_CONFIRMED.value, event_payload(row, asset, tx_hash=tx_hash))]
     fee_minor = row["fee_minor"]
     await store.ledger.transfer(
@@ -144,13 +144,14 @@ async def settle(store: Store, row: Row, asset: Asset, *, tx_hash: str,
                                     amount=fee_minor, key=withdrawal_step_key(wid, "fee"), writes=finish, outbox=events)
 
 
-async def refund(store: Store, row: Row, asset: Asset, *, reason: str,
+async def refund(store: Store, row: Row, asset: Asset, *, reason: str, extra_writes: Sequence[Write] = (),
                  crash_point: Callable[[str], None] = _no_crash) -> None:
-    """Void the hold: the user has amount + fee back (postings 3)."""
+    """Void the hold: the user has amount + fee back (postings 3). ``extra_writes`` go first, in the
+    same transaction (an operator's guard and the freeze it lifts)."""
     crash_point("refund_start")
     await store.ledger.void(
         pending_key=row["hold_key"], key=withdrawal_step_key(row["id"], "void"),
-        writes=[Withdrawals.finish(withdrawal_id=row["id"], status="failed", failure_reason=reason)],
+        writes=[*extra_writes, Withdrawals.finish(withdrawal_id=row["id"], status="failed", failure_reason=reason)],
         outbox=[Event(EventType.WITHDRAWAL_FAILED.value, event_payload(row, asset, reason=reason))])
     crash_point("refund_committed")
 
