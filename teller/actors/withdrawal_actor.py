@@ -61,6 +61,7 @@ FEE_BUMP_MARGIN_PERCENT = 2   # above it, so rounding never lands exactly on the
 SIGNS_PER_TICK_MAX = 100      # new withdrawals signed per tick; the rest wait for the next one
 RECEIPT_MISSES_INCIDENT_MIN = 5  # ticks a used nonce may show no receipt of ours before it is an incident
 PARK_BACKOFF_MAX_S = 300.0    # a parked row is retried at most this long after its last failure
+REJECTIONS_PARK_AFTER = 5     # sends of one row the node rejected in a row before it is parked
 MAILBOX_MAX = 1_000
 # Send outcomes after which the transaction counts as sent. Underpriced: another of our transactions
 # holds the nonce in the pool. Nonce too low: some transaction used the nonce; receipts tell which.
@@ -68,6 +69,10 @@ _COUNTS_AS_SENT = frozenset((SendOutcome.ACCEPTED, SendOutcome.ALREADY_KNOWN, Se
                              SendOutcome.NONCE_TOO_LOW))
 T = TypeVar("T")
 CrashHook = Callable[[str], None]  # tests: called with a step name; a test's hook kills the process there
+
+
+class BroadcastRejected(Exception):
+    """The node keeps refusing a row's signed transaction: the row is parked with the node's reason."""
 
 
 class WithdrawalActor(AsyncioActor):
@@ -89,6 +94,7 @@ class WithdrawalActor(AsyncioActor):
         self._tick_queued = False
         self._paused = False
         self._receipt_misses: dict[int, int] = {}  # withdrawal id -> ticks its used nonce had no receipt of ours
+        self._rejections: dict[int, int] = {}      # withdrawal id -> rejected sends in a row
         self.ticks = 0
 
     def on_start(self) -> None:
@@ -375,9 +381,16 @@ class WithdrawalActor(AsyncioActor):
         if result.outcome in _COUNTS_AS_SENT:
             await self._mark_broadcast(row, tx_hash)
         else:
-            # REJECTED (e.g. the hot wallet lacks gas money): keep the nonce and the bytes, retry next tick
+            # REJECTED (e.g. the hot wallet lacks gas money): keep the nonce and the bytes. After a few
+            # tries the row is parked with the node's reason (ops see it) and retried with backoff.
+            rejections = self._rejections[row["id"]] = self._rejections.get(row["id"], 0) + 1
             self.log.warning("withdrawals.broadcast_rejected", withdrawal_id=row["id"], tx_hash=tx_hash,
-                             reason=result.reason[:200])
+                             reason=result.reason[:200], rejections=rejections)
+            if rejections >= REJECTIONS_PARK_AFTER:
+                self._rejections.pop(row["id"], None)
+                raise BroadcastRejected(f"the node rejects the signed transaction: {result.reason[:200]}")
+            return
+        self._rejections.pop(row["id"], None)
 
     async def _mark_broadcast(self, row: Row, tx_hash: str) -> None:
         if row["status"] != "signed":

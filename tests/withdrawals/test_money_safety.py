@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from dataclasses import replace
 from typing import Any
 
 from hypothesis import given
@@ -314,3 +315,20 @@ async def test_frozen_withdrawals_answer_clearly_and_change_nothing(store: Store
                                          json={"reason": "reviewed"})
         assert released.status == 200 and (await released.json())["resolution_reason"] == "reviewed"
         assert (await app.withdraw(headers, "f", chain="devnet", asset="USDT", to=RECIPIENT, amount="10")).status == 202
+
+
+async def test_a_transaction_the_node_keeps_rejecting_is_parked_with_its_reason(store: Store, devnet: DevNet) -> None:
+    settings = withdrawal_settings(rpc_url=devnet.url, token=devnet.token)
+    unfunded = replace(settings, signer=replace(settings.signer, hot_wallet_index=40))  # no gas money
+    async with running(unfunded, store) as app:
+        uid, headers = await app.sign_in()
+        await app.credit(uid, ETH, 10**18)
+        wid = await _withdraw(app, headers, "broke", asset="ETH", to=RECIPIENT, amount="0.1")
+
+        async def parked() -> dict[str, Any] | None:
+            chain = _chain_status(await _ops_status(app))
+            return chain if chain["parked"] else None
+        (item,) = (await wait_for(parked, what="the rejected row parked"))["items"]
+        assert item["withdrawal_id"] == wid and "rejects" in item["last_error"]
+        assert (await _status(app, headers, wid))["status"] == "signed"  # the hold stays: nothing was sent
+        assert "withdrawal.failed" not in await _event_types(store)
