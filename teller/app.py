@@ -41,7 +41,7 @@ def _flow_builders() -> list[Callable[[AppContext], Flow]]:
     """Every flow Teller knows; each decides from settings whether it is on."""
     builders: list[Callable[[AppContext], Flow]] = []
     # Each flow module registers itself here (imported late so one flow's import cost is its own).
-    for module_name in ("signing", "deposits", "withdrawals", "irt", "events"):
+    for module_name in ("signing", "deposits", "withdrawals", "irt", "events", "reconciler"):
         try:
             module = __import__(f"teller.flows.{module_name}", fromlist=["build"])
         except ModuleNotFoundError as exc:
@@ -100,6 +100,7 @@ def _root_spec(settings: Settings, flows: Sequence[Flow], store: Any) -> Supervi
                                    intensity=Intensity(restarts_max=10, period_s=10), backoff=backoff))
     children.extend(by_slot["outbox-relay"])
     children.extend(by_slot["notifier"])
+    children.extend(by_slot["reconciler"])
     return SupervisorSpec(name="root", strategy=Strategy.ONE_FOR_ONE, children=tuple(children),
                           intensity=Intensity(restarts_max=20, period_s=10), backoff=backoff)
 

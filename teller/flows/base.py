@@ -16,7 +16,7 @@ from teller.runtime import ActorRuntimeError, Handle, Tree
 __all__ = ["AppContext", "Flow", "SLOTS", "ask_actor"]
 
 # Where flows may put children, in the root's start order (stop is the reverse).
-SLOTS = ("signer", "chains", "withdrawals", "payments", "outbox-relay", "notifier")
+SLOTS = ("signer", "chains", "withdrawals", "payments", "outbox-relay", "notifier", "reconciler")
 
 
 @dataclass(slots=True)
