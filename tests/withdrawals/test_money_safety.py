@@ -332,3 +332,64 @@ async def test_a_transaction_the_node_keeps_rejecting_is_parked_with_its_reason(
         assert item["withdrawal_id"] == wid and "rejects" in item["last_error"]
         assert (await _status(app, headers, wid))["status"] == "signed"  # the hold stays: nothing was sent
         assert "withdrawal.failed" not in await _event_types(store)
+
+
+async def test_an_operator_refunds_only_what_never_left(store: Store, devnet: DevNet) -> None:
+    """A row never signed may be refunded by an operator; a sent one outside an incident may not."""
+    async with running(withdrawal_settings(), store) as app:  # a dead node: nothing gets signed
+        uid, headers = await app.sign_in()
+        await app.credit(uid, ETH, 10**18)
+        pending = await _withdraw(app, headers, "p", asset="ETH", to=RECIPIENT, amount="0.1")
+        for hostile in ({"action": "burn", "reason": "x"}, {"action": "refund", "reason": ""},
+                        {"action": "refund", "reason": "x", "amount": "1"}, {"action": ["refund"], "reason": "x"}):
+            response = await app.client.post(f"/ops/withdrawals/{pending}/resolve", headers=OPS, json=hostile)
+            assert response.status in (400, 422), hostile
+        for path in ("/ops/withdrawals/999/resolve", "/ops/withdrawals/abc/resolve", "/ops/withdrawals/0/resolve"):
+            response = await app.client.post(path, headers=OPS, json={"action": "refund", "reason": "x"})
+            assert response.status == 404, path
+        user = await app.client.post(f"/ops/withdrawals/{pending}/resolve", headers=headers,
+                                     json={"action": "refund", "reason": "x"})
+        assert user.status == 401
+        settle_pending = await app.client.post(f"/ops/withdrawals/{pending}/resolve", headers=OPS,
+                                               json={"action": "settle", "reason": "x"})
+        assert settle_pending.status == 409  # nothing was sent: nothing to settle
+        assert await app.balance(uid, ETH) == (10**18 - 10**17 - 5 * 10**14, 10**17 + 5 * 10**14)
+        refunded = await app.client.post(f"/ops/withdrawals/{pending}/resolve", headers=OPS,
+                                         json={"action": "refund", "reason": "the user asked to cancel"})
+        assert refunded.status == 200 and (await refunded.json())["status"] == "failed"
+        assert await app.balance(uid, ETH) == (10**18, 0)
+    settings = withdrawal_settings(rpc_url=devnet.url, token=devnet.token)
+    devnet.dev.set_automine(False)
+    async with running(settings, store) as app:
+        sent = await _withdraw(app, headers, "s", asset="ETH", to=RECIPIENT, amount="0.1")
+        await wait_for(lambda: _reached(app, headers, sent, "broadcast"), what="the broadcast")
+        refused = await app.client.post(f"/ops/withdrawals/{sent}/resolve", headers=OPS,
+                                        json={"action": "refund", "reason": "x"})
+        assert refused.status == 409  # it may be mined any moment: only proof refunds it
+        devnet.dev.set_automine(True)
+        body = await _until(app, headers, sent, devnet, "confirmed", "failed")
+        assert body["status"] == "confirmed"
+        assert not await store.ledger.check_invariants()
+
+
+async def test_a_hold_resolved_behind_the_rows_back_parks_that_row_only(store: Store, devnet: DevNet) -> None:
+    """HoldAlreadyResolved (e.g. after a reorg and a crash): the row is parked, the queue goes on."""
+    settings = withdrawal_settings(rpc_url=devnet.url, token=devnet.token)
+    async with running(settings, store) as app:
+        uid, headers = await app.sign_in()
+        await app.credit(uid, ETH, 10**18)
+        devnet.dev.set_automine(False)
+        odd = await _withdraw(app, headers, "odd", asset="ETH", to=RECIPIENT, amount="0.1")
+        await wait_for(lambda: _reached(app, headers, odd, "broadcast"), what="the broadcast")
+        row = await store.fetch_one("SELECT hold_key FROM withdrawals WHERE id = ?", int(odd))
+        assert row is not None
+        await store.ledger.void(pending_key=row["hold_key"], key="something-else-voided-it")
+        devnet.dev.set_automine(True)
+        good = await _withdraw(app, headers, "fine", asset="ETH", to=RECIPIENT, amount="0.1")
+        assert (await _until(app, headers, good, devnet, "confirmed", "failed"))["status"] == "confirmed"
+
+        async def parked() -> dict[str, Any] | None:
+            chain = _chain_status(await _ops_status(app))
+            return chain if chain["parked"] else None
+        (item,) = (await wait_for(parked, between=lambda: devnet.dev.mine(1), what="the odd row parked"))["items"]
+        assert item["withdrawal_id"] == odd and "HoldAlreadyResolved" in item["last_error"]
