@@ -5,12 +5,16 @@ pass queued, never work inside someone else's callback):
 
 1. Read the node's head, then the checkpoint (number + hash) from the database - always from the
    database, so a restarted instance resumes exactly where the last commit left it - then the deposit
-   addresses created since the last pass. Addresses are read AFTER the head: any block at or below it
-   was mined before this read, so a deposit in it went to an address that was already stored.
+   addresses claimed since the last pass, by claim sequence (``seq``: commit order, so none is ever
+   skipped). Addresses are read AFTER the head: any block at or below it was mined before this read.
+   New addresses are taken in (``chain_checkpoints.address_seq``) in a transaction held to the
+   checkpoint; one claimed when the checkpoint was below the current one (``claim_block``) gets the
+   range it was not watched in as a backfill, in that same transaction.
 2. If the node's block at the checkpoint's height is not ours (same-height reorg) or the next block
    does not link to it (parent-hash mismatch): walk back through the stored window of recent hashes to
-   the common ancestor, orphan the pending deposits above it (one ``deposit.orphaned`` event each) and
-   rewind the checkpoint - one transaction - then rescan from there.
+   the common ancestor and, in one transaction, orphan the pending deposits above it (one
+   ``deposit.orphaned`` event each), mark the credited ones ``out_of_chain`` and rewind the checkpoint;
+   then rescan from there.
 3. Fetch up to ``catchup_range_blocks`` blocks (full, for native transfers) and keep the prefix that
    links to the checkpoint. Transfer logs: by range (``eth_getLogs`` fromBlock..toBlock) for blocks at
    least ``TIP_MARGIN_BLOCKS`` below the head (every node of a pool has those), by block hash for the
@@ -18,43 +22,63 @@ pass queued, never work inside someone else's callback):
    carry the hash of the block we verified, or the pass is retried.
 4. One transaction: new deposits ``pending`` + ``deposit.seen`` events, the window, the checkpoint
    (moved only from the value read in step 1: a conditional update).
-5. Credit every pending deposit at least ``confirmations`` deep below the checkpoint, each through its
+5. Backfills: for addresses taken in late, their missed range (at most ``BACKFILL_RANGE_BLOCKS`` per
+   step, ``BACKFILL_STEPS_MAX`` steps a pass, never above the checkpoint), blocks checked against the
+   stored window where they are in it; found deposits are recorded as in 4, with each address's
+   progress, the checkpoint unmoved.
+6. Reversals: an ``out_of_chain`` deposit whose window ended (``reverse_at_block`` reached by the
+   checkpoint) becomes ``reversed_after_credit`` with a freeze and a ``deposit.reversed`` event.
+7. Credit every pending deposit at least ``confirmations`` deep below the checkpoint, each through its
    user's WalletActor, all submitted at once so the ledger's group commit batches them: ledger transfer
-   ``chain:{chain}:{asset}`` -> ``user:{id}:{asset}``, key ``deposit:{chain}:{tx}:{log_index}``, plus
-   the row marked credited from that very block, plus ``deposit.credited`` - one transaction.
+   ``chain:{chain}:{asset}`` -> ``user:{id}:{asset}`` keyed by the row's ``credit_key``, plus the row
+   marked credited from that very block, plus ``deposit.credited`` - one transaction.
+
+The reorg window. A credited deposit whose transaction is not on the new chain waits ``confirmations``
+blocks past the point where the watcher saw the reorg (the higher of the node's head then and the old
+checkpoint). Every block up to that point is scanned before the wait ends, so a transaction re-mined
+anywhere before the reorg was noticed is found; after it, the transaction has ``confirmations`` more
+blocks - the depth at which we credit - to come back. Not ``WINDOW_BLOCKS``: until the reversal the
+credit is still withdrawable (the freeze comes with the reversal), so a longer wait is a longer
+exposure. Re-mined later than that, it is a false alarm an operator releases, never a second credit.
 
 If the process dies anywhere, the next instance re-reads the checkpoint: a block range not committed
-is scanned again (deposits are unique by (chain, tx, log_index)), and a credit is keyed, so a replay
+is scanned again (deposits are unique by their transfer identity), and a credit is keyed, so a replay
 is a no-op. RPC failures (``ChainUnavailable``) and lost races (``StaleWrite``) back off and retry
 without crashing; anything else crashes the actor and its supervisor restarts it.
+
+Crash hooks (tests raise or SIGKILL in them): ``scanned``, ``committed``, ``rewinding``,
+``backfill_scanned``, ``backfill_committed``, ``reversing``, ``reversal_committed``, ``crediting``,
+``credit_committed``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from teller.actors.deposit_scan import (
     ChainAssets,
     WatcherStatus,
-    deposit_event,
     find_native,
     find_tokens,
     linked_prefix,
+    row_event,
     seen_event,
 )
 from teller.chain.client import ChainClient
 from teller.chain.types import Block
 from teller.errors import ChainUnavailable, TellerError
 from teller.events.schema import EventType
+from teller.money import format_amount
 from teller.runtime import ActorRuntimeError, Handle, PassLoopActor
 from teller.storage.accounts import chain_account, user_account
-from teller.storage.deposits import Checkpoint, Deposits, deposit_key
+from teller.storage.deposits import ADDRESSES_PAGE_MAX, Checkpoint, DepositId, Deposits, FoundDeposit
 from teller.storage.store import Row, StaleWrite, StorageError
 
-__all__ = ["ChainWatcher", "WINDOW_BLOCKS", "TIP_MARGIN_BLOCKS", "RANGES_PER_PASS_MAX", "BACKOFF_MAX_S"]
+__all__ = ["ChainWatcher", "WINDOW_BLOCKS", "TIP_MARGIN_BLOCKS", "RANGES_PER_PASS_MAX", "BACKOFF_MAX_S",
+           "BACKFILL_RANGE_BLOCKS", "BACKFILL_STEPS_MAX", "CRASH_STEPS"]
 
 WINDOW_BLOCKS = 256          # recent block hashes kept: the deepest reorg we can walk back
 TIP_MARGIN_BLOCKS = 64       # closer to the head than this, logs are asked by block hash
@@ -62,6 +86,11 @@ RANGES_PER_PASS_MAX = 20     # catch-up ranges per pass, so the mailbox is serve
 CREDITS_IN_FLIGHT_MAX = 2_048
 BACKOFF_MAX_S = 30.0
 WATCHER_MAILBOX_MAX = 16
+ADDRESS_PAGES_PER_PASS_MAX = 20   # address pages loaded per pass (a restart with more loads over passes)
+BACKFILL_RANGE_BLOCKS = 100       # blocks one backfill step reads (full blocks: native transfers)
+BACKFILL_STEPS_MAX = 4            # backfill steps per pass
+CRASH_STEPS = ("scanned", "committed", "rewinding", "backfill_scanned", "backfill_committed", "reversing",
+               "reversal_committed", "crediting", "credit_committed")
 
 CrashHook = Callable[[str, str], None]   # (chain, step): tests raise in it to crash the watcher there
 
@@ -86,7 +115,8 @@ class ChainWatcher(PassLoopActor):
         self.start_block = start_block
         self.crash_hook = crash_hook
         self.addresses: dict[str, int] = {}   # lowercase address -> user id
-        self._address_row_id = 0
+        self._address_seq = 0                 # the last claim sequence loaded
+        self._not_taken_in: dict[int, tuple[int, int | None]] = {}   # seq -> (address id, claim block)
 
     # -- the pass loop ---------------------------------------------------------------------------------
     def delay_after(self, caught_up: bool | None, failures: int) -> float:
@@ -96,14 +126,17 @@ class ChainWatcher(PassLoopActor):
         return self.chain.poll_interval_s if caught_up else 0.0  # more to catch up: let the mailbox in, go on
 
     def _hook(self, step: str) -> None:
+        assert step in CRASH_STEPS, step
         if self.crash_hook is not None:
             self.crash_hook(self.name, step)
 
     # -- one pass ----------------------------------------------------------------------------------------
     async def scan_once(self) -> bool:
-        """Scan what is new, then credit what is confirmed; True when caught up with the head."""
+        """Scan what is new, backfill, reverse what did not come back, credit what is confirmed; True
+        when caught up with the head."""
         try:
             caught_up = await self._scan()
+            await self._reverse_due()
             await self._credit_confirmed()
         except ChainUnavailable as exc:
             self.status.state, self.status.last_error = "degraded", exc.code
@@ -120,7 +153,8 @@ class ChainWatcher(PassLoopActor):
         head = await self.client.block_number()
         self.status.head = head
         checkpoint = await self._checkpoint(head)
-        await self._load_addresses()
+        if not await self._load_addresses(checkpoint):
+            return False  # more addresses to load before any block may be scanned: the next pass goes on
         for _ in range(RANGES_PER_PASS_MAX):
             self.status.checkpoint = checkpoint.block_number
             if not await self._still_ours(checkpoint, head):
@@ -128,11 +162,14 @@ class ChainWatcher(PassLoopActor):
                 continue
             if checkpoint.block_number >= head:
                 self.status.state = "following"
-                return True
+                break
             self.status.state = "catching_up" if head - checkpoint.block_number > self.chain.catchup_range_blocks \
                 else "following"
             checkpoint = await self._scan_range(checkpoint, head)
         self.status.checkpoint = checkpoint.block_number
+        for _ in range(BACKFILL_STEPS_MAX):
+            if not await self._backfill(checkpoint, head):
+                break
         return checkpoint.block_number >= head
 
     async def _checkpoint(self, head: int) -> Checkpoint:
@@ -153,12 +190,47 @@ class ChainWatcher(PassLoopActor):
             raise ChainUnavailable(f"{self.name}: the node has no block {number}", chain=self.name)
         return block
 
-    async def _load_addresses(self) -> None:
-        rows = await self.repo.addresses_since(self.name, self._address_row_id)
-        for row in rows:
-            self.addresses[row["address"].lower()] = int(row["user_id"])
-            self._address_row_id = max(self._address_row_id, int(row["id"]))
+    # -- deposit addresses ---------------------------------------------------------------------------------
+    async def _load_addresses(self, checkpoint: Checkpoint) -> bool:
+        """Load the addresses claimed since the last pass (by claim sequence) and take the new ones in;
+        False while addresses the database says were taken in are not all loaded yet (a restart with more
+        than a pass's pages): no block may be scanned without them."""
+        taken_in = await self.repo.address_seq(self.name)
+        for _ in range(ADDRESS_PAGES_PER_PASS_MAX):
+            rows = await self.repo.addresses_after(self.name, self._address_seq)
+            for row in rows:
+                seq = int(row["seq"])
+                self.addresses[row["address"].lower()] = int(row["user_id"])
+                self._address_seq = seq
+                if seq > taken_in:
+                    claim_block = None if row["claim_block"] is None else int(row["claim_block"])
+                    self._not_taken_in[seq] = (int(row["id"]), claim_block)
+            if len(rows) < ADDRESSES_PAGE_MAX:
+                break
+        if self._address_seq < taken_in:
+            self.log.info("deposits.loading_addresses", chain=self.name, loaded_seq=self._address_seq,
+                          taken_in_seq=taken_in)
+            return False
+        new = {seq: entry for seq, entry in self._not_taken_in.items() if seq > taken_in}
+        if new:
+            await self._take_in(checkpoint, taken_in, new)
+        self._not_taken_in.clear()
+        return True
 
+    async def _take_in(self, checkpoint: Checkpoint, taken_in: int, new: Mapping[int, tuple[int, int | None]]) -> None:
+        """From now on every scan has them; one claimed below the checkpoint gets the blocks after its claim
+        block up to the checkpoint (scanned without it) as a backfill. NULL claim block: claimed before
+        the watcher ever ran, so it was loaded before its first scan."""
+        top = checkpoint.block_number
+        backfills = [(address_id, claim_block + 1, top) for address_id, claim_block in new.values()
+                     if claim_block is not None and claim_block < top]
+        await self.repo.take_in_addresses(self.name, checkpoint=checkpoint, previous_seq=taken_in, seq=max(new),
+                                          backfills=backfills)
+        if backfills:
+            self.log.info("deposits.backfill_planned", chain=self.name, addresses=len(backfills),
+                          to_block=top, from_block=min(first for _, first, _ in backfills))
+
+    # -- scanning ------------------------------------------------------------------------------------------
     async def _still_ours(self, checkpoint: Checkpoint, head: int) -> bool:
         """Is the checkpoint's block still on the node's chain? (Checked against the next block's parent
         when the node has it, else against the node's block at that height.)"""
@@ -179,42 +251,120 @@ class ChainWatcher(PassLoopActor):
         if not blocks:
             raise ChainUnavailable(f"{self.name}: the node did not answer block {checkpoint.block_number + 1}",
                                    chain=self.name)
-        hashes = {b.number: b.block_hash for b in blocks}
-        found = find_native(blocks, self.addresses, self.assets)
-        found += find_tokens(await self._logs(blocks, head), hashes, self.addresses, self.assets)
+        found = await self._find(blocks, head, self.addresses)
         self._hook("scanned")
-        statuses = await self.repo.existing(self.name, [(d.tx_hash, d.log_index) for d in found])
+        statuses = await self.repo.existing(self.name, [d.identity for d in found])
         tip = blocks[-1].number
-        events = [seen_event(d, self.assets, confirmations=tip - d.block_number + 1) for d in found
-                  if statuses.get((d.tx_hash, d.log_index)) in (None, "orphaned")]
+        events = self._seen_events(found, statuses, tip=tip)
         await self.repo.commit_scan(
             self.name, previous=checkpoint, blocks=[(b.number, b.block_hash, b.parent_hash) for b in blocks],
             found=found, statuses=statuses, seen_events=events, window_blocks=WINDOW_BLOCKS)
-        if events:
-            self.log.info("deposits.seen", chain=self.name, count=len(events), block_number=tip)
+        self._log_found(found, statuses, events, tip=tip)
         self._hook("committed")
         return Checkpoint(tip, blocks[-1].block_hash)
 
-    async def _logs(self, blocks: list[Block], head: int) -> list[Any]:
+    async def _find(self, blocks: list[Block], head: int, addresses: Mapping[str, int]) -> list[FoundDeposit]:
+        hashes = {b.number: b.block_hash for b in blocks}
+        found = find_native(blocks, addresses, self.assets)
+        return found + find_tokens(await self._logs(blocks, head, addresses), hashes, addresses, self.assets)
+
+    async def _logs(self, blocks: list[Block], head: int, addresses: Mapping[str, int]) -> list[Any]:
         tokens = list(self.assets.tokens)
-        if not tokens or not self.addresses:
+        if not tokens or not addresses:
             return []
-        addresses = list(self.addresses)
+        to_addresses = list(addresses)
         deep = [b for b in blocks if b.number <= head - TIP_MARGIN_BLOCKS]
         near = [b for b in blocks if b.number > head - TIP_MARGIN_BLOCKS]
         logs: list[Any] = []
         if deep:
             logs += await self.client.get_transfer_logs(
-                tokens=tokens, from_block=deep[0].number, to_block=deep[-1].number, to_addresses=addresses)
+                tokens=tokens, from_block=deep[0].number, to_block=deep[-1].number, to_addresses=to_addresses)
         if near:
             by_hash = await self.client.get_transfer_logs_by_block_hashes(
-                tokens=tokens, block_hashes=[b.block_hash for b in near], to_addresses=addresses)
+                tokens=tokens, block_hashes=[b.block_hash for b in near], to_addresses=to_addresses)
             for block in near:
                 logs += by_hash[block.block_hash]
         return logs
 
+    def _seen_events(self, found: Sequence[FoundDeposit], statuses: Mapping[DepositId, Row], *, tip: int) -> list[Any]:
+        return [seen_event(d, self.assets, confirmations=tip - d.block_number + 1) for d in found
+                if d.identity not in statuses or statuses[d.identity]["status"] == "orphaned"]
+
+    def _log_found(self, found: Sequence[FoundDeposit], statuses: Mapping[DepositId, Row], events: Sequence[Any],
+                   *, tip: int) -> None:
+        if events:
+            self.log.info("deposits.seen", chain=self.name, count=len(events), block_number=tip)
+        for dep in found:
+            row = statuses.get(dep.identity)
+            status = None if row is None else row["status"]
+            if status == "out_of_chain" and row is not None and row["amount_minor"] == dep.amount_minor:
+                self.log.warning("deposits.credited_deposit_back_in_chain", chain=self.name, deposit_id=row["id"],
+                                 tx_hash=dep.tx_hash, block_number=dep.block_number)
+            elif status == "out_of_chain" and row is not None:
+                self.log.error("deposits.credited_deposit_back_with_another_amount", chain=self.name,
+                               deposit_id=row["id"], tx_hash=dep.tx_hash, block_number=dep.block_number)
+            elif status == "reversed_after_credit" and row is not None:
+                self.log.error("deposits.reversed_deposit_reappeared", chain=self.name, deposit_id=row["id"],
+                               tx_hash=dep.tx_hash, block_number=dep.block_number,
+                               action="left for the operator: no automatic credit")
+
+    # -- backfill: addresses taken in after the checkpoint passed their claim ----------------------------
+    async def _backfill(self, checkpoint: Checkpoint, head: int) -> bool:
+        """One step: the lowest pending range, for every address it concerns; True if there was one."""
+        rows = await self.repo.backfills(self.name)
+        if not rows:
+            return False
+        top = checkpoint.block_number  # never above it: blocks past the checkpoint are the scan's
+        ends = {int(r["id"]): min(int(r["backfill_to_block"]), top) for r in rows}
+        live = [r for r in rows if int(r["backfill_next_block"]) <= ends[int(r["id"])]]
+        found: list[FoundDeposit] = []
+        low = high = top
+        if live:
+            low = min(int(r["backfill_next_block"]) for r in live)
+            high = min(low + BACKFILL_RANGE_BLOCKS - 1, max(ends[int(r["id"])] for r in live))
+            concerned = [r for r in live if int(r["backfill_next_block"]) <= high]
+            blocks = await self._verified_range(low, high)
+            addresses = {r["address"].lower(): int(r["user_id"]) for r in concerned}
+            bounds = {r["address"].lower(): (int(r["backfill_next_block"]), ends[int(r["id"])]) for r in concerned}
+            found = [d for d in await self._find(blocks, head, addresses)
+                     if bounds[d.address][0] <= d.block_number <= bounds[d.address][1]]
+        progress = []
+        for row in rows:
+            had, end = int(row["backfill_next_block"]), ends[int(row["id"])]
+            if had > end:
+                progress.append((int(row["id"]), had, None))   # nothing left below the checkpoint
+            elif had <= high and live:
+                progress.append((int(row["id"]), had, None if high >= end else high + 1))
+        self._hook("backfill_scanned")
+        statuses = await self.repo.existing(self.name, [d.identity for d in found])
+        events = self._seen_events(found, statuses, tip=top)
+        await self.repo.commit_backfill(self.name, checkpoint=checkpoint, found=found, statuses=statuses,
+                                        seen_events=events, progress=progress)
+        self.log.info("deposits.backfilled", chain=self.name, addresses=len(progress), from_block=low,
+                      to_block=high, found=len(events))
+        self._log_found(found, statuses, [], tip=top)
+        self._hook("backfill_committed")
+        return True
+
+    async def _verified_range(self, low: int, high: int) -> list[Block]:
+        """Blocks ``low..high`` (full), linked one to the next, and equal to our window where it has them."""
+        fetched = await self.client.get_blocks(list(range(low, high + 1)))
+        first = fetched[0] if fetched else None
+        blocks = linked_prefix(first.parent_hash, fetched) if first is not None else []
+        if len(blocks) != high - low + 1:
+            raise ChainUnavailable(f"{self.name}: the node did not answer blocks {low}..{high} as one chain",
+                                   chain=self.name)
+        window = await self.repo.window(self.name)
+        for block in blocks:
+            if window.get(block.number, block.block_hash) != block.block_hash:
+                raise ChainUnavailable(f"{self.name}: the node's block {block.number} is not ours; retrying",
+                                       chain=self.name)
+        return blocks
+
+    # -- reorgs ----------------------------------------------------------------------------------------------
     async def _rewind(self, checkpoint: Checkpoint, head: int) -> Checkpoint:
-        """Walk back to the last block the node and our window agree on; orphan what was above it."""
+        """Walk back to the last block the node and our window agree on; orphan or mark out of chain what
+        was above it."""
         window = await self.repo.window(self.name)
         numbers = sorted((n for n in window if n <= min(head, checkpoint.block_number)), reverse=True)
         node_blocks = await self.client.get_blocks(numbers, full_transactions=False)
@@ -226,22 +376,33 @@ class ChainWatcher(PassLoopActor):
                            window_blocks=len(window))
             raise ChainUnavailable(f"{self.name}: reorg deeper than the {WINDOW_BLOCKS}-block window; "
                                    "an operator must look", chain=self.name)
+        reverse_at = max(head, checkpoint.block_number) + self.chain.confirmations  # see "The reorg window"
         self._hook("rewinding")
-        credited = await self.repo.rewind(self.name, previous=checkpoint, ancestor=ancestor,
-                                          orphan_event=self._orphan_event)
+        left = await self.repo.rewind(self.name, previous=checkpoint, ancestor=ancestor, reverse_at_block=reverse_at,
+                                      orphan_event=lambda row: row_event(EventType.DEPOSIT_ORPHANED, row, self.assets))
         self.log.warning("deposits.reorg", chain=self.name, from_block=checkpoint.block_number,
                          ancestor=ancestor.block_number)
-        for row in credited:  # deeper than the confirmations: money already credited; people must look
+        for row in left:  # deeper than the confirmations: money already credited; it has until reverse_at
             self.log.error("deposits.credited_deposit_reorged", chain=self.name, deposit_id=row["id"],
-                           tx_hash=row["tx_hash"], block_number=row["block_number"])
+                           tx_hash=row["tx_hash"], block_number=row["block_number"], reverse_at_block=reverse_at)
         self.status.checkpoint = ancestor.block_number
         return ancestor
 
-    def _orphan_event(self, row: Row) -> Any:
-        return deposit_event(EventType.DEPOSIT_ORPHANED, user_id=int(row["user_id"]), chain=self.name,
-                             asset=row["asset"], amount_minor=row["amount_minor"],
-                             decimals=self.assets.decimals(row["asset"]), tx_hash=row["tx_hash"],
-                             log_index=int(row["log_index"]), deposit_id=str(row["id"]))
+    async def _reverse_due(self) -> None:
+        """Out-of-chain deposits whose window ended without their transaction: reversed, frozen, announced."""
+        checkpoint = await self.repo.checkpoint(self.name)
+        if checkpoint is None:
+            return
+        for row in await self.repo.due_reversals(self.name, block_number=checkpoint.block_number):
+            code = f"{self.name}:{row['asset']}"
+            self._hook("reversing")
+            await self.repo.reverse(
+                row, checkpoint=checkpoint, event=row_event(EventType.DEPOSIT_REVERSED, row, self.assets),
+                reason=f"credited deposit {row['id']} left the chain and was not back by block "
+                       f"{row['reverse_at_block']}")
+            self.log.error("deposits.reversed_after_credit", deposit_id=row["id"], user_id=int(row["user_id"]),
+                           asset=code, amount=format_amount(row["amount_minor"], self.assets.decimals(row["asset"])))
+            self._hook("reversal_committed")
 
     # -- crediting -----------------------------------------------------------------------------------------
     async def _credit_confirmed(self) -> None:
@@ -256,6 +417,9 @@ class ChainWatcher(PassLoopActor):
         # orphans every pending row above the ancestor, so this should never drop one).
         window = await self.repo.window(self.name)
         rows = [r for r in rows if window.get(int(r["block_number"]), r["block_hash"]) == r["block_hash"]]
+        for row in [r for r in rows if not r["credit_key"]]:
+            self.log.error("deposits.no_credit_key", chain=self.name, deposit_id=row["id"])
+        rows = [r for r in rows if r["credit_key"]]
         self._hook("crediting")
         for start in range(0, len(rows), CREDITS_IN_FLIGHT_MAX):
             chunk = rows[start:start + CREDITS_IN_FLIGHT_MAX]
@@ -276,19 +440,15 @@ class ChainWatcher(PassLoopActor):
             raise ChainUnavailable("wallet busy") from None
 
     def _credit_command(self, row: Row) -> Callable[[Any, int], Any]:
-        chain, repo, assets, hook = self.name, self.repo, self.assets, self._hook
+        chain, repo, hook = self.name, self.repo, self._hook
         code = f"{chain}:{row['asset']}"
-        event = deposit_event(EventType.DEPOSIT_CREDITED, user_id=int(row["user_id"]), chain=chain,
-                              asset=row["asset"], amount_minor=row["amount_minor"],
-                              decimals=assets.decimals(row["asset"]), tx_hash=row["tx_hash"],
-                              log_index=int(row["log_index"]), deposit_id=str(row["id"]))
+        event = row_event(EventType.DEPOSIT_CREDITED, row, self.assets)
 
         async def credit(store: Any, user_id: int) -> None:
             assert user_id == int(row["user_id"])
             transfer = await store.ledger.transfer(
                 debit=chain_account(chain, code), credit=user_account(user_id, code), asset=code,
-                amount=row["amount_minor"], key=deposit_key(chain, row["tx_hash"], int(row["log_index"])),
-                outbox=[event], writes=repo.credit_writes(row))
+                amount=row["amount_minor"], key=row["credit_key"], outbox=[event], writes=repo.credit_writes(row))
             if transfer.replayed:
                 await repo.mark_credited(row)   # credited before; bring a row that missed it in line
             hook("credit_committed")

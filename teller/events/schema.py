@@ -50,6 +50,7 @@ class EventType(StrEnum):
     DEPOSIT_SEEN = "deposit.seen"
     DEPOSIT_CREDITED = "deposit.credited"
     DEPOSIT_ORPHANED = "deposit.orphaned"
+    DEPOSIT_REVERSED = "deposit.reversed"   # a credited deposit left the chain for good; an operator decides
     WITHDRAWAL_BROADCAST = "withdrawal.broadcast"
     WITHDRAWAL_CONFIRMED = "withdrawal.confirmed"
     WITHDRAWAL_FAILED = "withdrawal.failed"
@@ -62,6 +63,7 @@ EVENT_REQUIRED_KEYS: Mapping[EventType, tuple[str, ...]] = MappingProxyType({
     EventType.DEPOSIT_SEEN: (*_CRYPTO, "tx_hash", "confirmations", "required_confirmations"),
     EventType.DEPOSIT_CREDITED: (*_CRYPTO, "tx_hash"),
     EventType.DEPOSIT_ORPHANED: (*_CRYPTO, "tx_hash"),
+    EventType.DEPOSIT_REVERSED: (*_CRYPTO, "tx_hash", "deposit_id"),
     EventType.WITHDRAWAL_BROADCAST: (*_CRYPTO, "withdrawal_id", "to", "tx_hash"),
     EventType.WITHDRAWAL_CONFIRMED: (*_CRYPTO, "withdrawal_id", "to", "tx_hash"),
     EventType.WITHDRAWAL_FAILED: (*_CRYPTO, "withdrawal_id", "reason"),

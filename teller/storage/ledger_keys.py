@@ -12,14 +12,15 @@ from __future__ import annotations
 import hashlib
 
 __all__ = ["FAMILIES", "WITHDRAWAL_STEPS", "withdrawal_hold_key", "withdrawal_step_key", "statement_line_key",
-           "statement_assign_key", "client_key_digest"]
+           "statement_assign_key", "client_key_digest", "deposit_credit_key", "legacy_deposit_credit_key",
+           "deposit_reversal_key"]
 
 WITHDRAWAL_STEPS = ("post", "paid", "fee", "void")
 FAMILIES = frozenset({
     "wd",                 # system: a withdrawal's settlement or refund, wd:{withdrawal id}:{step}
     "wdh",                # a client's withdrawal hold, wdh:{user id}:{sha256 of the Idempotency-Key}
-    "deposit",            # system: a chain deposit's credit
-    "deposit-reversal",   # an operator's debit of a credited deposit that left the chain
+    "deposit",            # system: a chain deposit's credit, deposit:{chain}:{tx}:{asset}:{address}:{ordinal}
+    "deposit-reversal",   # an operator's debit of a credited deposit that left the chain, deposit-reversal:{id}
     "irt",                # a bank statement line's credit, irt:{bank reference}
     "irt-assign",         # an operator's assignment of a suspense line, irt-assign:{bank reference}
 })
@@ -45,3 +46,24 @@ def statement_line_key(bank_reference: str) -> str:
 
 def statement_assign_key(bank_reference: str) -> str:
     return f"irt-assign:{bank_reference}"
+
+
+def deposit_credit_key(chain: str, tx_hash: str, asset: str, address: str, ordinal: int) -> str:
+    """The credit of a transfer to a deposit address: the ``ordinal``-th transfer of ``asset`` (its
+    symbol on ``chain``) to ``address`` within transaction ``tx_hash`` (native: 0). Nothing in it
+    depends on the block, so the transaction re-mined at another height or log index keeps its key.
+    (It cannot equal a legacy key: there the segment before the last is a 66-character transaction
+    hash, here a 42-character address.)"""
+    assert ordinal >= 0, ordinal
+    return f"deposit:{chain}:{tx_hash.lower()}:{asset}:{address.lower()}:{int(ordinal)}"
+
+
+def legacy_deposit_credit_key(chain: str, tx_hash: str, log_index: int) -> str:
+    """The key deposits were credited with before migration 5 (kept in their ``credit_key``); it
+    named the log index, which a re-included transaction does not keep. Never made for a new row."""
+    return f"deposit:{chain}:{tx_hash}:{int(log_index)}"
+
+
+def deposit_reversal_key(deposit_id: int) -> str:
+    """An operator's debit of deposit ``deposit_id``'s credit after it was reversed: at most once."""
+    return f"deposit-reversal:{int(deposit_id)}"

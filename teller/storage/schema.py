@@ -330,6 +330,93 @@ INSERT INTO address_sequences (chain, seq) SELECT chain, MAX(id) FROM deposit_ad
 CREATE UNIQUE INDEX deposit_addresses_seq ON deposit_addresses (chain, seq);
 """
 
+# Deposits (issue 14):
+# - a deposit is identified by (chain, tx_hash, asset, address, ordinal), where ordinal is the k-th
+#   transfer of that asset to that address within the transaction, by log index (native: 0). The log
+#   index belongs to the block, not the transaction: a transaction re-mined elsewhere keeps its
+#   identity, so it is the same row and the same credit. ``log_index`` stays, as information.
+# - ``credit_key``: the ledger key the row is (or will be) credited with. Rows from before keep the
+#   key they had (``deposit:{chain}:{tx}:{log_index}``), so a replay of an old credit is still a no-op.
+# - a credited row whose transaction leaves the chain is ``out_of_chain`` until ``reverse_at_block``;
+#   if it has not come back by then it is ``reversed_after_credit`` (with a freeze) and waits for an
+#   operator's ``resolution`` (debited | released) and reason.
+# SQLite cannot change a CHECK nor drop a UNIQUE constraint, so the table is rebuilt (no table has a
+# foreign key to deposits). Old rows get their ordinal by rank among the rows of the same transfer
+# identity, by (block, log index): a transaction with two transfers to one address keeps 0 and 1.
+# - deposit addresses: what a late-loaded address still has to scan (``backfill_next_block`` ..
+#   ``backfill_to_block``), and per chain the address sequence the watcher has taken in
+#   (``chain_checkpoints.address_seq``); rows claimed with a NULL seq (before claims took one) get
+#   one above their chain's highest, in id order.
+_DEPOSIT_IDENTITY = """
+CREATE TABLE deposits_v5 (
+    id {PK},
+    user_id BIGINT NOT NULL REFERENCES users(id),
+    chain TEXT NOT NULL,
+    asset TEXT NOT NULL,
+    address TEXT NOT NULL,
+    tx_hash TEXT NOT NULL,
+    ordinal BIGINT NOT NULL DEFAULT 0 CHECK (ordinal >= 0),
+    log_index BIGINT NOT NULL,
+    amount_minor {AMOUNT} NOT NULL,
+    block_number BIGINT NOT NULL,
+    block_hash TEXT NOT NULL,
+    status TEXT NOT NULL DEFAULT 'pending'
+        CHECK (status IN ('pending', 'credited', 'orphaned', 'out_of_chain', 'reversed_after_credit')),
+    credit_key TEXT UNIQUE,
+    created_at {TS} NOT NULL DEFAULT {NOW},
+    updated_at {TS} NOT NULL DEFAULT {NOW},
+    credited_at {TS},
+    left_chain_at {TS},
+    reverse_at_block BIGINT,
+    reversed_at {TS},
+    reappeared_block BIGINT,
+    resolution TEXT CHECK (resolution IN ('debited', 'released')),
+    resolution_reason TEXT,
+    resolved_at {TS},
+    UNIQUE (chain, tx_hash, asset, address, ordinal)
+);
+INSERT INTO deposits_v5 (id, user_id, chain, asset, address, tx_hash, ordinal, log_index, amount_minor,
+        block_number, block_hash, status, credit_key, created_at, updated_at, credited_at)
+    SELECT d.id, d.user_id, d.chain, d.asset, d.address, d.tx_hash,
+        (SELECT COUNT(*) FROM deposits e WHERE e.chain = d.chain AND e.tx_hash = d.tx_hash AND e.asset = d.asset
+            AND e.address = d.address AND (e.block_number < d.block_number
+            OR (e.block_number = d.block_number AND e.log_index < d.log_index))),
+        d.log_index, d.amount_minor, d.block_number, d.block_hash, d.status,
+        'deposit:' || d.chain || ':' || d.tx_hash || ':' || CAST(d.log_index AS TEXT),
+        d.created_at, d.updated_at, d.credited_at
+    FROM deposits d;
+DROP TABLE deposits;
+ALTER TABLE deposits_v5 RENAME TO deposits;
+CREATE INDEX deposits_user ON deposits (user_id, id);
+CREATE INDEX deposits_chain_status ON deposits (chain, status, block_number);
+CREATE INDEX deposits_reversals_open ON deposits (id) WHERE status = 'reversed_after_credit' AND resolved_at IS NULL;
+
+ALTER TABLE deposit_addresses ADD COLUMN backfill_next_block BIGINT;
+ALTER TABLE deposit_addresses ADD COLUMN backfill_to_block BIGINT;
+CREATE INDEX deposit_addresses_backfill ON deposit_addresses (chain, backfill_next_block)
+    WHERE backfill_to_block IS NOT NULL;
+ALTER TABLE chain_checkpoints ADD COLUMN address_seq BIGINT NOT NULL DEFAULT 0;
+
+CREATE TABLE address_seq_fill AS
+    SELECT a.id AS id,
+        (SELECT COALESCE(MAX(b.seq), 0) FROM deposit_addresses b WHERE b.chain = a.chain)
+        + (SELECT COUNT(*) FROM deposit_addresses c WHERE c.chain = a.chain AND c.seq IS NULL AND c.id <= a.id) AS seq
+    FROM deposit_addresses a WHERE a.seq IS NULL;
+UPDATE deposit_addresses SET seq = (SELECT f.seq FROM address_seq_fill f WHERE f.id = deposit_addresses.id)
+    WHERE seq IS NULL;
+DROP TABLE address_seq_fill;
+INSERT INTO address_sequences (chain, seq)
+    SELECT chain, 0 FROM deposit_addresses WHERE chain NOT IN (SELECT chain FROM address_sequences) GROUP BY chain;
+UPDATE address_sequences SET seq = (SELECT MAX(d.seq) FROM deposit_addresses d WHERE d.chain = address_sequences.chain)
+    WHERE seq < (SELECT MAX(d.seq) FROM deposit_addresses d WHERE d.chain = address_sequences.chain);
+"""
+
+# The rebuilt table's ids were copied: its sequence continues after them.
+_DEPOSIT_IDENTITY_PG = """
+ALTER SEQUENCE deposits_v5_id_seq RENAME TO deposits_id_seq;
+SELECT setval(pg_get_serial_sequence('deposits', 'id'), COALESCE(MAX(id), 0) + 1, false) FROM deposits;
+"""
+
 # The ledger's group commit on PostgreSQL: a whole batch in one round trip. See _pg_function.py.
 from teller.storage._pg_function import APPLY_TRANSFERS_SQL  # noqa: E402 - kept beside its caller
 
@@ -338,4 +425,6 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(2, "ledger batch function", "", postgresql_only=APPLY_TRANSFERS_SQL),
     Migration(3, "events: parked outbox rows, notification claims", _EVENTS_DELIVERY),
     Migration(4, "money-path safety: incidents, parking, limit locks, freezes, address order", _MONEY_SAFETY),
+    Migration(5, "deposits: identity by transfer ordinal, credit key, reversals; address backfill",
+              _DEPOSIT_IDENTITY, postgresql_only=_DEPOSIT_IDENTITY_PG),
 )

@@ -56,9 +56,9 @@ async def test_a_taken_index_falls_back_to_the_next_free_one(store) -> None:
     assert (await repo.claim_address(second, CHAIN, derive=_derive, reserved_index=0))["id"] == row["id"]
 
 
-def _found(user_id: int, *, tx: str, log_index: int, block: int, block_hash: str) -> FoundDeposit:
-    return FoundDeposit(user_id=user_id, asset="USDT", address=_address(1), tx_hash=tx, log_index=log_index,
-                        amount_minor=5, block_number=block, block_hash=block_hash)
+def _found(user_id: int, *, tx: str, log_index: int, block: int, block_hash: str, ordinal: int = 0) -> FoundDeposit:
+    return FoundDeposit(user_id=user_id, asset="USDT", address=_address(1), tx_hash=tx, ordinal=ordinal,
+                        log_index=log_index, amount_minor=5, block_number=block, block_hash=block_hash)
 
 
 async def test_checkpoint_moves_only_from_the_value_read_and_reorgs_orphan_then_reinclude(store) -> None:
@@ -78,14 +78,15 @@ async def test_checkpoint_moves_only_from_the_value_read_and_reorgs_orphan_then_
     assert await repo.checkpoint(CHAIN) == Checkpoint(12, "0xa12")
     assert len(await store.fetch_all("SELECT * FROM deposits")) == 1
     credited = await repo.rewind(CHAIN, previous=Checkpoint(12, "0xa12"), ancestor=Checkpoint(10, "0xa10"),
+                                 reverse_at_block=15,
                                  orphan_event=lambda row: Event("deposit.orphaned", {"user_id": str(row["user_id"])}))
     assert credited == []
     assert [r["status"] for r in await repo.all_for_chain(CHAIN)] == ["orphaned"]
     assert await repo.window(CHAIN) == {10: "0xa10"}
     # the same transfer in the new chain: the same row, pending again in its new block
     again = _found(uid, tx="0xt1", log_index=0, block=12, block_hash="0xc12")
-    statuses = await repo.existing(CHAIN, [("0xt1", 0)])
-    assert statuses == {("0xt1", 0): "orphaned"}
+    statuses = await repo.existing(CHAIN, [again.identity])
+    assert {key: row["status"] for key, row in statuses.items()} == {again.identity: "orphaned"}
     await repo.commit_scan(CHAIN, previous=Checkpoint(10, "0xa10"),
                            blocks=[(11, "0xc11", "0xa10"), (12, "0xc12", "0xc11")], found=[again],
                            statuses=statuses, seen_events=[], window_blocks=256)
