@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from teller.errors import InvalidAmount
+from teller.log import endpoint_of
 from teller.money import parse_amount
 
 __all__ = [
@@ -59,6 +60,9 @@ class ServerSettings:
 @dataclass(frozen=True, slots=True)
 class DatabaseSettings:
     url: str = "sqlite:///var/teller.db"
+
+    def __repr__(self) -> str:  # URLs show scheme://host[:port] only (teller.log.endpoint_of): no password
+        return f"DatabaseSettings(url={endpoint_of(self.url)!r})"
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +113,10 @@ class ChainSettings:
     max_fee_per_gas_cap_wei: int = 500 * 10**9
     replace_after_s: float = 60.0
 
+    def __repr__(self) -> str:  # the RPC URL's path or query holds the provider's API key
+        rpc_url = endpoint_of(self.rpc_url)
+        return f"ChainSettings(name={self.name!r}, chain_id={self.chain_id}, rpc_url={rpc_url!r})"
+
     @property
     def assets(self) -> tuple[AssetSettings, ...]:
         return (self.native, *self.tokens)
@@ -127,7 +135,7 @@ class PaystarSettings:
     retries_max: int = 2
 
     def __repr__(self) -> str:
-        return f"PaystarSettings(base_url={self.base_url!r}, secrets=<hidden>)"
+        return f"PaystarSettings(base_url={endpoint_of(self.base_url)!r}, secrets=<hidden>)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,7 +148,8 @@ class IrtSettings:
     card_hash_secret: str = ""  # TELLER_IRT_CARD_HASH_SECRET; empty: derived from auth.jwt_secret
 
     def __repr__(self) -> str:  # the card hash secret never reaches a log line
-        return f"IrtSettings(company_iban={self.company_iban!r}, statement_url={self.statement_url!r}, secrets=<hidden>)"
+        statement_url = endpoint_of(self.statement_url)
+        return f"IrtSettings(company_iban={self.company_iban!r}, statement_url={statement_url!r}, secrets=<hidden>)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,11 +159,18 @@ class TelegramSettings:
     webhook_secret: str = ""
     mini_app_url: str = ""
 
+    def __repr__(self) -> str:
+        api_base = endpoint_of(self.api_base)
+        return f"TelegramSettings(api_base={api_base!r}, mode={self.mode!r}, secrets=<hidden>)"
+
 
 @dataclass(frozen=True, slots=True)
 class NatsSettings:
     url: str = ""
     stream: str = "TELLER"
+
+    def __repr__(self) -> str:  # nats://user:password@host
+        return f"NatsSettings(url={endpoint_of(self.url)!r}, stream={self.stream!r})"
 
 
 @dataclass(frozen=True, slots=True)

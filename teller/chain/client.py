@@ -9,6 +9,11 @@ Errors: every transport, protocol and library failure becomes ``teller.errors.Ch
 (``UnknownBlock`` for a block hash the node does not know) in ``_translated``, the one place that knows
 the foreign error types. Sending a raw transaction answers a ``SendResult`` for the node's well-known
 refusals instead of failing. Addresses in and out are lowercase hex (see ``teller.chain.types``).
+
+The RPC URL is a secret: providers put the API key in its path or query. An error names the node by
+``scheme://host[:port]`` only and is built from the foreign error's type and HTTP status, never its text
+(aiohttp's and web3's carry the full URL); what a node says in an error object is kept, bounded, with
+URLs cut and every part of our URL's path, query and userinfo blotted out (some providers echo the key).
 """
 
 from __future__ import annotations
@@ -16,11 +21,12 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 import aiohttp
 from eth_utils import keccak
 from web3 import AsyncHTTPProvider, AsyncWeb3
-from web3.exceptions import Web3Exception
+from web3.exceptions import Web3Exception, Web3RPCError
 
 from teller.chain.address import normalize_address
 from teller.chain.decode import MalformedAnswer, decode_block, decode_receipt, decode_tx, quantity
@@ -29,6 +35,7 @@ from teller.chain.rpc import JsonRpc, RpcError, RpcProtocolError
 from teller.chain.types import Block, FeeSuggestion, Receipt, SendOutcome, SendResult, TransferLog, TxSummary
 from teller.config import ChainSettings
 from teller.errors import ChainUnavailable, UnknownBlock
+from teller.log import endpoint_of, scrub_urls
 
 __all__ = ["ChainClient"]
 
@@ -42,13 +49,18 @@ _UNKNOWN_BLOCK = ("unknown block", "block not found", "header not found")
 _ALREADY_KNOWN = ("already known", "already imported", "known transaction", "already exists")
 _NONCE_TOO_LOW = ("nonce too low", "nonce has already been used", "oldnonce")
 _TRANSIENT_CODES = (-32603, -32005)  # internal error, limit exceeded: worth a retry, not a verdict
+NODE_TEXT_LEN_MAX = 200  # of what a node said, kept in an error message or a send result
+_NODE_TEXT_READ_MAX = 4096  # what is looked at to make it (a node's message can be any size)
+_URL_PART_LEN_MIN = 4  # shorter parts of a URL ("v3", "eth") are no key, and too common to blot out
 
 
 class ChainClient:
     def __init__(self, *, name: str, rpc_url: str, timeout_s: float = 10.0) -> None:
         self.name = name
         self.rpc_url = rpc_url
+        self.endpoint = endpoint_of(rpc_url)  # all that may be said of the URL
         self.timeout_s = timeout_s
+        self._url_parts = _secret_parts(rpc_url)
         self._session: aiohttp.ClientSession | None = None
         self._rpc: JsonRpc | None = None
         self._web3: AsyncWeb3 | None = None
@@ -58,7 +70,7 @@ class ChainClient:
         return cls(name=settings.name, rpc_url=settings.rpc_url, timeout_s=settings.rpc_timeout_s)
 
     def __repr__(self) -> str:
-        return f"ChainClient(name={self.name!r}, rpc_url={self.rpc_url!r})"
+        return f"ChainClient(name={self.name!r}, endpoint={self.endpoint!r})"
 
     async def __aenter__(self) -> ChainClient:
         return self
@@ -96,16 +108,40 @@ class ChainClient:
 
     @asynccontextmanager
     async def _translated(self, method: str) -> AsyncIterator[None]:
+        # ``from None``: the foreign error's text is what the translation leaves out (the URL in aiohttp's
+        # and web3's, the node's own words in the rest, a reason phrase too), and a logged traceback prints it.
         try:
             yield
         except RpcError as exc:
-            if any(marker in exc.message.lower() for marker in _UNKNOWN_BLOCK):
-                raise UnknownBlock(f"{self.name}: {method}: {exc.message}", chain=self.name) from exc
-            raise ChainUnavailable(f"{self.name}: {method}: {exc.message}", chain=self.name) from exc
+            unknown = any(marker in exc.message.lower() for marker in _UNKNOWN_BLOCK)
+            error = UnknownBlock if unknown else ChainUnavailable
+            raise error(self._message(method, self.node_text(exc.message)), chain=self.name) from None
         except (aiohttp.ClientError, TimeoutError, OSError, RpcProtocolError, MalformedAnswer,
                 Web3Exception) as exc:
-            reason = str(exc) or type(exc).__name__
-            raise ChainUnavailable(f"{self.name}: {method}: {reason}", chain=self.name) from exc
+            raise ChainUnavailable(self._message(method, self._reason(exc)), chain=self.name) from None
+
+    def _message(self, method: str, reason: str) -> str:
+        return f"{self.name}: {method}: {reason} ({self.endpoint})"
+
+    def _reason(self, exc: BaseException) -> str:
+        """A foreign error as its type and status: its text may hold the URL (aiohttp's and web3's do)."""
+        if isinstance(exc, aiohttp.ClientResponseError):  # web3 raises these for a bad HTTP status
+            return f"HTTP {exc.status}"
+        if isinstance(exc, (RpcProtocolError, MalformedAnswer)):  # ours, from the method and the status
+            return self.node_text(str(exc) or type(exc).__name__)
+        if isinstance(exc, Web3RPCError) and isinstance(exc.rpc_response, dict):
+            error = exc.rpc_response.get("error")
+            if isinstance(error, dict):
+                return self.node_text(f"[{error.get('code')}] {error.get('message', '')}")
+        return type(exc).__name__
+
+    def node_text(self, text: str) -> str:
+        """What the node said, fit for a message: bounded, URLs cut, no part of our URL's path, query or
+        userinfo (cut after cleaning, so no part of a secret is left at the cut)."""
+        text = scrub_urls(text[:_NODE_TEXT_READ_MAX])
+        for part in self._url_parts:
+            text = text.replace(part, "<redacted>")
+        return text[:NODE_TEXT_LEN_MAX]
 
     async def _call(self, method: str, *params: Any) -> Any:
         async with self._translated(method):
@@ -277,7 +313,8 @@ class ChainClient:
                     outcome = _classify_send_error(answer)
                     if outcome is None:
                         raise answer
-                    results.append(SendResult(outcome=outcome, tx_hash=tx_hash, reason=answer.message))
+                    reason = self.node_text(answer.message)
+                    results.append(SendResult(outcome=outcome, tx_hash=tx_hash, reason=reason))
                 elif not isinstance(answer, str) or answer.lower() != tx_hash:
                     raise ChainUnavailable(f"{self.name}: eth_sendRawTransaction answered another hash", chain=self.name)
                 else:
@@ -296,6 +333,17 @@ def _classify_send_error(exc: RpcError) -> SendOutcome | None:
     if exc.code in _TRANSIENT_CODES or "timeout" in message or "rate limit" in message:
         return None
     return SendOutcome.REJECTED
+
+
+def _secret_parts(url: str) -> tuple[str, ...]:
+    """The parts of ``url`` that may be a key, longest first, as written and percent-decoded: path segments,
+    query values, fragment, user and password."""
+    split = urlsplit(url)
+    query_values = [item.partition("=")[2] or item for item in split.query.replace(";", "&").split("&")]
+    userinfo = [split.username or "", split.password or ""]
+    candidates = [*split.path.split("/"), *query_values, split.fragment, *userinfo]
+    parts = {form for part in candidates for form in (part, unquote(part)) if len(form) >= _URL_PART_LEN_MIN}
+    return tuple(sorted(parts, key=len, reverse=True))
 
 
 def _normalize(addresses: Iterable[str]) -> frozenset[str]:

@@ -31,7 +31,7 @@ from nats.js.api import StreamConfig
 
 from teller.errors import EventsUnavailable
 from teller.events.schema import SUBJECT_PREFIX, Event
-from teller.log import get_logger
+from teller.log import endpoint_of, get_logger, scrub_urls
 
 __all__ = ["JetStreamPublisher", "PublishResult", "SentBatch", "PUBLISH_BATCH_MAX"]
 
@@ -235,7 +235,10 @@ class JetStreamPublisher:
         self._log.info("jetstream.stream_created", subjects=f"{self._prefix}.>")
 
     async def _on_error(self, exc: Exception) -> None:
-        self._log.warning("nats.error", error=type(exc).__name__, detail=str(exc)[:200])
+        # The server by scheme://host:port (a NATS URL can hold user:password); a socket error by its type (its
+        # text can name the server as given); what the NATS client or server said (-ERR ...) with URLs cut.
+        detail = scrub_urls(str(exc))[:200] if isinstance(exc, nats.errors.Error) else None
+        self._log.warning("nats.error", error=type(exc).__name__, server=endpoint_of(self._url), detail=detail)
 
 
 class SentBatch:

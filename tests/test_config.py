@@ -1,0 +1,199 @@
+"""Configuration errors name the key and the expected type, never the value: a value may be a secret,
+and it may be a secret put in the wrong key. The messages go to stderr and to a JSON log line."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from teller.config import (
+    AuthSettings,
+    ConfigError,
+    DatabaseSettings,
+    IrtSettings,
+    NatsSettings,
+    PaystarSettings,
+    ServerSettings,
+    SignerSettings,
+    TelegramSettings,
+    load_settings,
+    settings_from_mapping,
+)
+
+REPO = Path(__file__).resolve().parents[1]
+SUBPROCESS_TIMEOUT_S = 120  # the app's imports take ~10 s on a loaded machine
+MNEMONIC_WORDS = ["abandon", "ability", "wrist", "SECRETWORD"]
+SECRET_INT = 918273645
+SECRET_TEXT = "SECRETVALUE"
+# one wrong value of each shape; each says what must never be echoed
+WRONG_FOR_STR: list[tuple[Any, str, tuple[str, ...]]] = [
+    (MNEMONIC_WORDS, "list", tuple(MNEMONIC_WORDS)),
+    (SECRET_INT, "int", (str(SECRET_INT),)),
+    ({"SECRETKEY": SECRET_TEXT}, "dict", ("SECRETKEY", SECRET_TEXT)),
+    (3.25, "float", ("3.25",)),
+]
+WRONG_FOR_NUMBER: list[tuple[Any, str, tuple[str, ...]]] = [
+    (MNEMONIC_WORDS, "list", tuple(MNEMONIC_WORDS)),
+    (SECRET_TEXT, "str", (SECRET_TEXT,)),
+    ({"SECRETKEY": SECRET_INT}, "dict", ("SECRETKEY", str(SECRET_INT))),
+]
+WRONG_FOR_BOOL = [(MNEMONIC_WORDS, "list", tuple(MNEMONIC_WORDS)), (SECRET_INT, "int", (str(SECRET_INT),))]
+
+
+def base() -> dict[str, Any]:
+    return {
+        "auth": {"bot_token": "123456:TEST-bot-token", "jwt_secret": "j" * 48, "ops_token": "ops-token-for-tests"},
+        "chains": [{
+            "name": "ethereum", "chain_id": 31337, "rpc_url": "http://127.0.0.1:1", "confirmations": 3,
+            "native": {"symbol": "ETH", "decimals": 18},
+            "tokens": [{"symbol": "USDT", "contract": "0x5FbDB2315678afecb367f032d93F642f64180aa3", "decimals": 6}],
+        }],
+        "paystar": {"base_url": "http://127.0.0.1:2", "application_id": "app", "access_password": "pw",
+                    "refresh_token": "rt"},
+        "irt": {"company_iban": "IR820540102680020817909002", "account_owner": "Teller Co", "bank": "Parsian"},
+    }
+
+
+def _wrong_values(type_name: str) -> list[tuple[Any, str, tuple[str, ...]]]:
+    return {"str": WRONG_FOR_STR, "int": WRONG_FOR_NUMBER, "float": WRONG_FOR_NUMBER, "bool": WRONG_FOR_BOOL}[type_name]
+
+
+def _section_cases() -> list[Any]:
+    sections = {"auth": AuthSettings, "server": ServerSettings, "database": DatabaseSettings,
+                "signer": SignerSettings, "paystar": PaystarSettings, "irt": IrtSettings,
+                "telegram": TelegramSettings, "nats": NatsSettings}
+    cases = []
+    for section, cls in sections.items():
+        for f in dataclasses.fields(cls):
+            for value, actual, never in _wrong_values(str(f.type)):
+                cases.append(pytest.param(section, f.name, str(f.type), value, actual, never,
+                                          id=f"{section}.{f.name}={actual}"))
+    return cases
+
+
+def _chain_cases() -> list[Any]:
+    plain = {"name": "str", "chain_id": "int", "rpc_url": "str", "confirmations": "int", "poll_interval_s": "float",
+             "rpc_timeout_s": "float", "catchup_range_blocks": "int", "max_fee_per_gas_cap_wei": "int",
+             "replace_after_s": "float"}
+    cases = []
+    for name, type_name in plain.items():
+        for value, actual, never in _wrong_values(type_name):
+            cases.append(pytest.param(("chains", 0, name), f"chains[0].{name}", type_name, value, actual, never,
+                                      id=f"chains.{name}={actual}"))
+    for where, key in ((("native",), "chains[0].native"), (("tokens", 0), "chains[0].tokens[0]")):
+        for field, type_name in (("symbol", "str"), ("decimals", "int")) + (
+                (("contract", "str"),) if where != ("native",) else ()):
+            for value, actual, never in _wrong_values(type_name):
+                cases.append(pytest.param(("chains", 0, *where, field), f"{key}.{field}", type_name, value, actual,
+                                          never, id=f"{key}.{field}={actual}"))
+    return cases
+
+
+def _assert_names_key_and_types_only(message: str, key: str, expected: str, actual: str,
+                                     never: tuple[str, ...]) -> None:
+    assert key in message and expected in message and actual in message, message
+    assert not any(part in message for part in never), message
+
+
+@pytest.mark.parametrize("section, name, expected, value, actual, never", _section_cases())
+def test_a_wrong_type_in_any_key_names_the_key_and_types_never_the_value(
+    section: str, name: str, expected: str, value: Any, actual: str, never: tuple[str, ...],
+) -> None:
+    raw = base()
+    raw.setdefault(section, {})[name] = value
+    with pytest.raises(ConfigError) as info:
+        settings_from_mapping(raw, environ={})
+    _assert_names_key_and_types_only(str(info.value), f"{section}.{name}", expected, actual, never)
+
+
+@pytest.mark.parametrize("where, key, expected, value, actual, never", _chain_cases())
+def test_a_wrong_type_in_a_chain_or_asset_key_names_the_key_never_the_value(
+    where: tuple[Any, ...], key: str, expected: str, value: Any, actual: str, never: tuple[str, ...],
+) -> None:
+    raw = base()
+    table: Any = raw
+    for step in where[:-1]:
+        table = table[step]
+    table[where[-1]] = value
+    with pytest.raises(ConfigError) as info:
+        settings_from_mapping(raw, environ={})
+    _assert_names_key_and_types_only(str(info.value), key, expected, actual, never)
+
+
+@pytest.mark.parametrize("value", [MNEMONIC_WORDS, SECRET_TEXT, {"SECRETKEY": SECRET_TEXT}, SECRET_INT])
+def test_amounts_and_limits_of_the_wrong_shape_never_echo_the_value(value: Any) -> None:
+    for set_value in (
+        lambda raw: raw["chains"][0]["native"].__setitem__("min_withdrawal", value),
+        lambda raw: raw["chains"][0]["tokens"][0].__setitem__("withdrawal_fee", value),
+        lambda raw: raw.__setitem__("limits", {"withdrawal_daily_per_user": {"ethereum:USDT": value}}),
+        # a table's keys are names, and are named: a dict here goes in as a list of one
+        lambda raw: raw.__setitem__("limits", {
+            "withdrawal_daily_per_user": [value] if isinstance(value, dict) else value}),
+    ):
+        raw = base()
+        set_value(raw)
+        try:
+            settings_from_mapping(raw, environ={})
+        except ConfigError as exc:
+            message = str(exc)
+        else:
+            continue  # an int is a fine amount
+        never = (*MNEMONIC_WORDS, SECRET_TEXT, "SECRETKEY", str(SECRET_INT))
+        assert not any(part in message for part in never), message
+
+
+def test_an_environment_override_of_the_wrong_type_is_not_echoed() -> None:
+    with pytest.raises(ConfigError) as info:
+        settings_from_mapping(base(), environ={"TELLER_PORT": SECRET_TEXT})
+    assert str(info.value) == "server.port must be an int, got a str that is not one"
+
+
+def test_invalid_toml_is_reported_by_position_only(tmp_path: Path) -> None:
+    path = tmp_path / "teller.toml"
+    path.write_text('[signer]\nmnemonic = "abandon ability\x01SECRETWORD"\n', encoding="utf-8")
+    with pytest.raises(ConfigError) as info:
+        load_settings(path, environ={})
+    message = str(info.value)
+    assert "not valid TOML" in message and "line 2" in message
+    assert "\x01" not in message and "\\x01" not in message and "SECRETWORD" not in message
+
+
+def _toml(raw: dict[str, Any]) -> str:
+    def value(v: Any) -> str:
+        if isinstance(v, bool):
+            return "true" if v else "false"
+        if isinstance(v, str):
+            return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        if isinstance(v, list):
+            return "[" + ", ".join(value(x) for x in v) + "]"
+        if isinstance(v, dict):
+            return "{" + ", ".join(f"{k} = {value(x)}" for k, x in v.items()) + "}"
+        return repr(v)
+
+    return "".join(f"[{section}]\n" + "".join(f"{k} = {value(v)}\n" for k, v in table.items())
+                   for section, table in raw.items())
+
+
+@pytest.mark.parametrize("section, name, value, never", [
+    ("signer", "mnemonic", MNEMONIC_WORDS, tuple(MNEMONIC_WORDS)),
+    ("auth", "jwt_secret", {"SECRETKEY": SECRET_TEXT}, ("SECRETKEY", SECRET_TEXT)),
+])
+def test_the_cli_prints_and_logs_the_key_but_no_part_of_the_value(
+    tmp_path: Path, section: str, name: str, value: Any, never: tuple[str, ...],
+) -> None:
+    raw = {"auth": base()["auth"], section: {**base().get(section, {}), name: value}}
+    path = tmp_path / "teller.toml"
+    path.write_text(_toml(raw), encoding="utf-8")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TELLER_")}
+    result = subprocess.run([sys.executable, str(REPO / "main.py"), "--config", str(path)], cwd=tmp_path, env=env,
+                            capture_output=True, text=True, timeout=SUBPROCESS_TIMEOUT_S)
+    assert result.returncode == 2, result.stderr
+    assert f"{section}.{name} must be a str" in result.stderr
+    assert '"config.invalid"' in result.stdout and f"{section}.{name}" in result.stdout
+    assert not any(part in result.stdout + result.stderr for part in never), result.stdout + result.stderr
