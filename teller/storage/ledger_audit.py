@@ -299,8 +299,8 @@ class LedgerAudit:
         new_params = (top, *gaps, TRANSFERS_PER_PASS_MAX + 1)
         return await snapshot(self._store, [
             (new_sql.format(_T_COLUMNS), new_params),
-            (f"SELECT {_A_COLUMNS} FROM accounts WHERE name IN (SELECT debit FROM ({new_sql.format('debit')}) d)"
-             f" OR name IN (SELECT credit FROM ({new_sql.format('credit')}) c)", (*new_params, *new_params)),
+            (f"SELECT {_A_COLUMNS} FROM accounts WHERE name IN (SELECT debit FROM ({new_sql.format('debit')}) d"
+             f" UNION SELECT credit FROM ({new_sql.format('credit')}) c)", (*new_params, *new_params)),
             (f"SELECT {_A_COLUMNS} FROM accounts WHERE name > ? ORDER BY name LIMIT ?", (self._page_after, page_rows)),
             (f"SELECT key, status FROM transfers WHERE key IN (SELECT pending_key FROM"
              f" ({new_sql.format('pending_key')}) r WHERE pending_key IS NOT NULL)", new_params),
