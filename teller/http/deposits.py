@@ -2,6 +2,12 @@
 
 Every input is checked before anything is written: a bad request is a 4xx and changes nothing.
 The faucet exists only when ``auth.dev`` is on (otherwise the route is not registered: 404).
+
+A deposit's ``status`` (see ``teller.storage.deposits``): ``pending`` (seen, waiting for its
+confirmations), ``credited``, ``orphaned`` (its block left the chain before it was credited; pending
+again if it comes back), ``out_of_chain`` (credited, then its transaction left the chain: it has the
+reorg window to come back, still credited meanwhile) and ``reversed_after_credit`` (it did not come
+back: withdrawals of that asset wait for support). ``confirmations`` is 0 for the last three.
 """
 
 from __future__ import annotations

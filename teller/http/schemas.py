@@ -95,11 +95,24 @@ COMPONENTS: dict[str, Any] = {
         "id": {"type": "string"}, "chain": {"type": "string"}, "asset": {"type": "string"}, "amount": AMOUNT,
         "tx_hash": {"type": "string"}, "log_index": {"type": "integer"}, "block_number": {"type": "integer"},
         "confirmations": {"type": "integer"}, "required_confirmations": {"type": "integer"},
-        "status": {"type": "string", "enum": ["pending", "credited", "orphaned"]}, "created_at": TIMESTAMP,
-        "credited_at": NULLABLE_TIMESTAMP,
+        "status": {"type": "string",
+                   "enum": ["pending", "credited", "orphaned", "out_of_chain", "reversed_after_credit"]},
+        "created_at": TIMESTAMP, "credited_at": NULLABLE_TIMESTAMP,
     }),
     "Deposits": _obj({"deposits": {"type": "array", "items": ref("Deposit")}, "next_cursor": {"type": ["string", "null"]}},
                      required=["deposits"]),
+    "DepositReversal": _obj({
+        "id": {"type": "string"}, "user_id": {"type": "string"}, "chain": {"type": "string"},
+        "asset": {"type": "string"}, "amount": AMOUNT, "tx_hash": {"type": "string"}, "ordinal": {"type": "integer"},
+        "block_number": {"type": "integer"}, "reappeared_block": {"type": ["integer", "null"]},
+        "reversed_at": NULLABLE_TIMESTAMP, "resolution": {"type": ["string", "null"], "enum": ["debited", "released", None]},
+        "resolution_reason": {"type": ["string", "null"]}, "resolved_at": NULLABLE_TIMESTAMP,
+    }),
+    "DepositReversals": _obj({"reversals": {"type": "array", "items": ref("DepositReversal")}}),
+    "DepositResolveRequest": _obj({
+        "action": {"type": "string", "enum": ["debit", "release"]},
+        "reason": {"type": "string", "minLength": 1, "maxLength": 500},
+    }, extra=False),
     "FaucetRequest": _obj({
         "chain": {"type": "string", "maxLength": 32}, "asset": {"type": "string", "maxLength": 32},
         "amount": {"type": "string", "maxLength": 96}, "address": {"type": "string", "maxLength": 64},
@@ -123,6 +136,12 @@ COMPONENTS: dict[str, Any] = {
     "Status": _obj({
         "node": {"type": "string"}, "uptime_s": {"type": "number"}, "tree": ref("StatusNode"),
         "chains": {"type": "array", "items": {"type": "object"}}, "outbox": {"type": "object"},
+        "deposit_reversals": _obj({
+            "open": {"type": "integer"},
+            "items": {"type": "array", "items": _obj({
+                "deposit_id": {"type": "string"}, "user_id": {"type": "string"}, "asset": {"type": "string"},
+                "amount": AMOUNT, "tx_hash": {"type": "string"}})},
+        }),
     }, required=["node", "uptime_s", "tree"]),
 }
 
