@@ -21,11 +21,11 @@ from teller.actors.chain_watcher import ChainWatcher
 from teller.actors.deposit_scan import ChainAssets, WatcherStatus
 from teller.chain.address import checksum, normalize_address
 from teller.chain.client import ChainClient
-from teller.chain.devchain import DevChain
+from teller.chain.devchain import DevChain, DevChainError
 from teller.config import ChainSettings
 from teller.errors import ChainUnavailable, Conflict, FeatureDisabled, UnknownChain
 from teller.flows.base import AppContext, Flow, ask_actor
-from teller.log import get_logger
+from teller.log import endpoint_of, get_logger, scrub_urls
 from teller.money import format_amount
 from teller.runtime import ChildSpec
 from teller.storage.accounts import chain_account, user_account
@@ -107,8 +107,13 @@ class DepositService:
             # The demo token is owned by the faucet, which mints (a Transfer log from 0x0, like any deposit).
             return await asyncio.to_thread(dev.mint, asset.contract, to=to, amount_minor=amount_minor, wait=False)
         except Exception as exc:  # noqa: BLE001 - DevChainError and transport errors alike: the dev node failed
-            raise ChainUnavailable(f"the dev chain refused the faucet transfer: {str(exc)[:200]}",
-                                   chain=chain.name) from exc
+            # A transport error's text can hold the node's URL, and an RPC URL can hold a key: its type only.
+            # What the node itself answered (a revert reason) is kept, URLs cut.
+            said = isinstance(exc, DevChainError) and exc.__cause__ is None
+            reason = scrub_urls(str(exc))[:200] if said else type(exc.__cause__ or exc).__name__
+            raise ChainUnavailable(
+                f"the dev chain refused the faucet transfer: {reason} ({endpoint_of(chain.rpc_url)})",
+                chain=chain.name) from None
 
     # -- reversals: credited deposits whose transaction left the chain for good -----------------------
     async def reversals_status(self) -> dict[str, Any]:
