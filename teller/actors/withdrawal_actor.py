@@ -46,10 +46,10 @@ from teller.assets import Asset, AssetRegistry
 from teller.chain.client import ChainClient
 from teller.chain.types import FeeSuggestion, Receipt, SendOutcome
 from teller.config import ChainSettings
-from teller.errors import ChainUnavailable, Conflict, NotFound, TellerError
+from teller.errors import ChainUnavailable, Conflict, NotFound, TellerError, WithdrawalsFrozen, WithdrawalsPaused
 from teller.events.schema import EventType
 from teller.runtime import AsyncioActor, Call, Handle
-from teller.storage import Event, Outbox, StaleWrite, Store, Write
+from teller.storage import Event, Outbox, StaleWrite, Store, UniqueViolation, Write
 from teller.storage.freezes import Freezes
 from teller.storage.store import Row, utc_now
 from teller.storage.withdrawals import ATTEMPTS_PER_WITHDRAWAL_MAX, Withdrawals
@@ -136,32 +136,49 @@ class WithdrawalActor(AsyncioActor):
 
     async def resolve(self, withdrawal_id: int, *, action: str, reason: str) -> Row:
         """An operator's decision on a withdrawal that waits for one, serialized with this chain's ticks:
-        ``settle`` (the operator found the payment on chain) or ``refund`` (the money did not leave; or
-        the row was never signed). Lifts the row's freeze and records the reason, in the same transaction."""
+        ``refund`` (the money did not leave; or the row was never signed) or ``settle`` (the operator found
+        the payment). The node is asked first, and a decision it contradicts is refused (409): a refund
+        while any attempt shows the payment or our nonce is not yet used, a settle while a receipt shows
+        no payment. The row's freeze is lifted after, with the operator's reason."""
         row = await self._repo.get(withdrawal_id)
         if row is None or row["chain"] != self._chain.name:
             raise NotFound("no such withdrawal")
         if row["status"] not in ("pending", "signed", "broadcast"):
             raise Conflict(f"the withdrawal is {row['status']} already")
         asset = self._asset(row)
-        release = Freezes.release_write(f"withdrawal:{withdrawal_id}", resolution=action, reason=reason)
+        operator_reason = f"{'refunded' if action == 'refund' else 'settled'} by an operator: {reason}"
         if action == "refund" and row["status"] == "pending":
             # never signed: proof enough, if it is still unsigned in the very transaction that refunds it
             guard = Write("UPDATE withdrawals SET updated_at = ? WHERE id = ? AND status = 'pending' AND nonce IS NULL",
                           (utc_now(), withdrawal_id), expect_rows=1)
-            await refund(self._store, row, asset, reason=f"refunded by an operator: {reason}",
-                         extra_writes=[guard, release])
+            await refund(self._store, row, asset, reason=operator_reason, extra_writes=[guard])
         elif not row["incident_reason"]:
             raise Conflict("only a withdrawal in an incident (or never signed) waits for an operator")
-        elif action == "refund":
-            await refund(self._store, row, asset, reason=f"refunded by an operator: {reason}", extra_writes=[release])
         else:
-            await settle(self._store, row, asset, tx_hash=row["tx_hash"] or "", extra_writes=[release])
+            await self._check_decision(row, asset, action)
+            if action == "refund":
+                await refund(self._store, row, asset, reason=operator_reason)
+            else:
+                await settle(self._store, row, asset, tx_hash=row["tx_hash"] or "")
+        await self._repo.run([Freezes.release_write(f"withdrawal:{withdrawal_id}", resolution=action, reason=reason)])
         self.log.warning("withdrawals.resolved_by_operator", withdrawal_id=withdrawal_id, action=action,
                          reason=reason[:200])
         resolved = await self._repo.get(withdrawal_id)
         assert resolved is not None
         return resolved
+
+    async def _check_decision(self, row: Row, asset: Asset, action: str) -> None:
+        if not self._hot:
+            self._hot = (await self._signer().call("hot_wallet_address")).lower()
+        _, receipts = await self._receipts(row)
+        paid = [r for r in receipts if r.succeeded and payment_problem(row, asset, r, hot_address=self._hot) is None]
+        if action == "refund":
+            if paid:
+                raise Conflict(f"the node shows {paid[0].tx_hash} paid this withdrawal: it cannot be refunded")
+            if await self._client.get_nonce(self._hot) <= int(row["nonce"]):
+                raise Conflict("our nonce is not used on chain yet: a signed transaction of ours can still be mined")
+        elif not paid and receipts:
+            raise Conflict("the node's receipt shows no payment: it cannot be settled")
 
     def _crash_point(self, step: str) -> None:
         if self._crash_hook is not None:
@@ -176,6 +193,10 @@ class WithdrawalActor(AsyncioActor):
             return
         if not self._hot:
             self._hot = (await self._signer().call("hot_wallet_address")).lower()
+            for row in await repo.troubled(chain):  # once per start: an alert lost to a kill is raised again
+                if row["incident_reason"]:
+                    self.log.error("withdrawals.incident_open", withdrawal_id=row["id"], chain=chain,
+                                   nonce=row["nonce"], reason=row["incident_reason"])
         mined_nonce = await client.get_nonce(self._hot)
         await repo.raise_nonce_floor(chain, self._hot, mined_nonce)
         fees: FeeSuggestion | None = None
@@ -196,8 +217,10 @@ class WithdrawalActor(AsyncioActor):
                 age_s = (utc_now() - attempt["created_at"]).total_seconds()
                 if age_s >= self._chain.replace_after_s:  # stuck (not mined, or never accepted): re-price
                     fees = fees or await self._fees()
-                    await self._isolated(row, self._replace(row, attempt, fees))
-                elif row["status"] == "signed" or nonce >= pool_nonce:
+                    if await self._isolated(row, self._replace(row, attempt, fees)) is not None:
+                        continue
+                    # not re-priced (at the fee cap, the attempt limit, a lost race): fall through to a resend
+                if row["status"] == "signed" or nonce >= pool_nonce:
                     # never sent, or the node's pool lost it (a gap below later nonces): send the bytes again
                     await self._isolated(row, self._broadcast(row, attempt["tx_hash"], attempt["raw_tx"]))
         pending = await self._signable(pending)
@@ -230,23 +253,28 @@ class WithdrawalActor(AsyncioActor):
             signable.append(row)
         return signable
 
+    def _freeze_check(self, row: Row) -> Write:
+        """For the unit that persists a first signature: refused while a freeze covers the row, so a
+        freeze another process commits after ``_signable`` read still stops the signature (and the send)."""
+        return Freezes.hold_check(chain=row["chain"], user_id=int(row["user_id"]), asset=f"{row['chain']}:{row['asset']}")
+
     # -- one row's failure stays that row's ----------------------------------------------------------
     async def _isolated(self, row: Row, step: Awaitable[T]) -> T | None:
-        """Run one row's step. The node failing (``ChainUnavailable``) fails the tick, as it fails every
+        """Run one row's step; its answer is truthy when the row moved on. The node failing (``ChainUnavailable``) fails the tick, as it fails every
         row; a lost race is re-read next tick; anything else parks this row alone, with its reason, and
         the queue goes on."""
         try:
             result = await step
         except (ChainUnavailable, asyncio.CancelledError):
             raise
-        except StaleWrite:
+        except (StaleWrite, WithdrawalsFrozen, WithdrawalsPaused):  # a lost race, or a freeze: re-read next tick
             return None
         except Exception as exc:  # noqa: BLE001 - one row's failure never stops the others
             await self._park(row, f"{type(exc).__name__}: {getattr(exc, 'message', None) or exc}")
             return None
-        if row.get("failures"):
+        if result and row.get("failures"):  # un-parked by progress only, not by a step that merely did not raise
             await self._repo.run([Withdrawals.unpark(withdrawal_id=row["id"])])
-        return result
+        return result or None
 
     async def _park(self, row: Row, error: str) -> None:
         failures = int(row.get("failures") or 0) + 1
@@ -296,6 +324,7 @@ class WithdrawalActor(AsyncioActor):
             return await self._after_race(rows, fees, refused=True)
         writes = []
         for row, request, tx in zip(rows, requests, txs):
+            writes.append(self._freeze_check(row))  # a freeze committed since _signable read them stops all
             writes += Withdrawals.first_signature(
                 withdrawal_id=row["id"], chain=chain, from_address=self._hot, nonce=request.nonce,
                 tx_hash=tx.tx_hash, raw_tx="0x" + tx.raw.hex(), max_fee_per_gas_wei=fees.max_fee_per_gas_wei,
@@ -363,10 +392,10 @@ class WithdrawalActor(AsyncioActor):
             withdrawals=self._repo, chain=self._chain)
         raw_hex = "0x" + signed.raw.hex()
         try:
-            await self._repo.run(Withdrawals.first_signature(
+            await self._repo.run([self._freeze_check(row), *Withdrawals.first_signature(
                 withdrawal_id=row["id"], chain=chain, from_address=self._hot, nonce=nonce, tx_hash=signed.tx_hash,
                 raw_tx=raw_hex, max_fee_per_gas_wei=fees.max_fee_per_gas_wei,
-                max_priority_fee_per_gas_wei=fees.max_priority_fee_per_gas_wei))
+                max_priority_fee_per_gas_wei=fees.max_priority_fee_per_gas_wei)])
         except StaleWrite:
             # the nonce moved or the row did (another instance got there): nothing was sent; re-read next tick
             self.log.warning("withdrawals.sign_raced", withdrawal_id=row["id"], nonce=nonce)
@@ -375,7 +404,8 @@ class WithdrawalActor(AsyncioActor):
         self._crash_point("after_sign")
         return signed.tx_hash, raw_hex
 
-    async def _broadcast(self, row: Row, tx_hash: str, raw_hex: str) -> None:
+    async def _broadcast(self, row: Row, tx_hash: str, raw_hex: str) -> bool:
+        """Send stored bytes; True when the node took them (or already had them)."""
         result = await self._client.send_raw_transaction(bytes.fromhex(raw_hex[2:]))
         self._crash_point("after_broadcast")
         if result.outcome in _COUNTS_AS_SENT:
@@ -389,8 +419,9 @@ class WithdrawalActor(AsyncioActor):
             if rejections >= REJECTIONS_PARK_AFTER:
                 self._rejections.pop(row["id"], None)
                 raise BroadcastRejected(f"the node rejects the signed transaction: {result.reason[:200]}")
-            return
+            return False
         self._rejections.pop(row["id"], None)
+        return True
 
     async def _mark_broadcast(self, row: Row, tx_hash: str) -> None:
         if row["status"] != "signed":
@@ -408,7 +439,8 @@ class WithdrawalActor(AsyncioActor):
         event = Event(EventType.WITHDRAWAL_BROADCAST.value, event_payload(row, self._asset(row), tx_hash=tx_hash))
         return [*Withdrawals.mark_broadcast(withdrawal_id=row["id"], tx_hash=tx_hash), Outbox.write(event)]
 
-    async def _replace(self, row: Row, latest: Row, fees: FeeSuggestion) -> None:
+    async def _replace(self, row: Row, latest: Row, fees: FeeSuggestion) -> bool:
+        """Re-price a stuck transaction (same nonce). False when not allowed or raced: the caller resends."""
         old_max, old_tip = latest["max_fee_per_gas_wei"], latest["max_priority_fee_per_gas_wei"]
         bump = 100 + FEE_BUMP_PERCENT + FEE_BUMP_MARGIN_PERCENT
         max_fee = max(fees.max_fee_per_gas_wei, -(-old_max * bump // 100))
@@ -416,10 +448,10 @@ class WithdrawalActor(AsyncioActor):
         cap = self._chain.max_fee_per_gas_cap_wei
         if await self._repo.attempt_count(row["id"]) >= ATTEMPTS_PER_WITHDRAWAL_MAX:
             self.log.warning("withdrawals.replace_limit", withdrawal_id=row["id"], attempts=ATTEMPTS_PER_WITHDRAWAL_MAX)
-            return  # enough signed versions of this nonce: resend the latest, and let ops look
+            return False  # enough signed versions of this nonce: resend the latest, and let ops look
         if max_fee > cap:
             self.log.warning("withdrawals.replace_capped", withdrawal_id=row["id"], cap_wei=cap)
-            return  # a bump past the cap is not allowed: wait for the base fee to fall
+            return False  # a bump past the cap is not allowed: resend, and wait for the base fee to fall
         tip = min(tip, max_fee)
         nonce = int(row["nonce"])
         signed = await self._signer().call(
@@ -430,26 +462,38 @@ class WithdrawalActor(AsyncioActor):
             await self._repo.run(Withdrawals.replacement(
                 withdrawal_id=row["id"], chain=self._chain.name, nonce=nonce, tx_hash=signed.tx_hash, raw_tx=raw_hex,
                 max_fee_per_gas_wei=max_fee, max_priority_fee_per_gas_wei=tip))
-        except StaleWrite:
-            return
+        except (StaleWrite, UniqueViolation):  # another instance replaced it (the same bytes: the same hash)
+            return False
         self.log.info("withdrawals.replaced", withdrawal_id=row["id"], nonce=nonce, tx_hash=signed.tx_hash,
                       replaces=latest["tx_hash"], max_fee_per_gas_wei=max_fee)
         self._crash_point("after_replace_persist")
         await self._broadcast(row, signed.tx_hash, raw_hex)
+        return True  # a new version is on disk and was sent; a rejection raised or is counted by _broadcast
 
-    async def _resolve_mined(self, row: Row, *, head: int) -> None:
-        """The withdrawal's nonce is used on chain: find which of our transactions mined (every one of
-        them is asked). A null receipt means "not known yet" (a lagging node), never "not mined"."""
-        receipt: Receipt | None = None
+    async def _receipts(self, row: Row) -> tuple[list[Row], list[Receipt]]:
+        """Every attempt of the row, and the receipts the node has for them (all asked, none skipped)."""
         attempts = await self._repo.attempts(row["id"])
-        for attempt in reversed(attempts):
-            receipt = await self._client.get_receipt(attempt["tx_hash"])
-            if receipt is not None:
-                break
-        if receipt is None:
+        receipts = [r for r in [await self._client.get_receipt(a["tx_hash"]) for a in attempts] if r is not None]
+        return attempts, receipts
+
+    async def _canonical(self, receipt: Receipt) -> bool:
+        """Is the receipt's block the node's block at that height? (A receipt from a dropped fork is no proof.)"""
+        block = await self._client.get_block(receipt.block_number, full_transactions=False)
+        return block is not None and block.block_hash == receipt.block_hash
+
+    async def _resolve_mined(self, row: Row, *, head: int) -> bool:
+        """The withdrawal's nonce is used on chain: find which of our transactions mined (every one of
+        them is asked). A null receipt means "not known yet" (a lagging node), never "not mined".
+        True when the row moved on."""
+        attempts, receipts = await self._receipts(row)
+        if not receipts:
             await self._no_receipt(row, attempts=len(attempts))
-            return
+            return False
         self._receipt_misses.pop(row["id"], None)
+        if len(receipts) > 1:  # one nonce, two of our transactions mined: the node contradicts itself
+            await self._incident(row, f"{len(receipts)} of our transactions for nonce {row['nonce']} have receipts")
+            return False
+        (receipt,) = receipts
         asset = self._asset(row)
         attempt = next(a for a in attempts if a["tx_hash"] == receipt.tx_hash)
         if row["status"] == "signed":
@@ -460,18 +504,26 @@ class WithdrawalActor(AsyncioActor):
                 withdrawal_id=row["id"], tx_hash=receipt.tx_hash, block_number=receipt.block_number))
         self._crash_point("after_receipt")
         if head - receipt.block_number + 1 < self._chain.confirmations:
-            return
-        if not receipt.succeeded:  # proof: our own transaction reverted, confirmations deep
+            return True
+        if not await self._canonical(receipt):
+            self.log.warning("withdrawals.receipt_off_chain", withdrawal_id=row["id"], tx_hash=receipt.tx_hash,
+                             block_number=receipt.block_number)
+            return False  # asked again next tick, once the node agrees with itself
+        if receipt.from_address.lower() != self._hot:
+            await self._incident(row, f"the receipt of {receipt.tx_hash} is not from the hot wallet")
+            return False
+        if not receipt.succeeded:  # proof: our own transaction reverted, confirmations deep, on the chain
             await refund(self._store, row, asset, reason="the transaction reverted on chain",
                          crash_point=self._crash_point)
             self.log.info("withdrawals.reverted", withdrawal_id=row["id"], tx_hash=receipt.tx_hash)
-            return
+            return True
         problem = payment_problem(row, asset, receipt, hot_address=self._hot)
         if problem is not None:
             await self._incident(row, problem)
-            return
+            return False
         await settle(self._store, row, asset, tx_hash=receipt.tx_hash, crash_point=self._crash_point)
         self.log.info("withdrawals.confirmed", withdrawal_id=row["id"], tx_hash=receipt.tx_hash)
+        return True
 
     async def _no_receipt(self, row: Row, *, attempts: int) -> None:
         """The nonce is used, yet no receipt of ours: wait a few ticks (a node behind a load balancer

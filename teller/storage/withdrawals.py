@@ -179,7 +179,8 @@ class Withdrawals:
         return [
             Write("UPDATE address_nonces SET next_nonce = ?, updated_at = ? WHERE chain = ? AND address = ?"
                   " AND next_nonce = ?", (nonce + 1, now, chain, from_address, nonce), expect_rows=1),
-            Write("UPDATE withdrawals SET status = 'signed', nonce = ?, from_address = ?, tx_hash = ?, updated_at = ?"
+            Write("UPDATE withdrawals SET status = 'signed', nonce = ?, from_address = ?, tx_hash = ?, updated_at = ?,"
+                  " failures = 0, last_error = NULL, retry_at = NULL"
                   " WHERE id = ? AND status = 'pending' AND nonce IS NULL",
                   (nonce, from_address, tx_hash, now, withdrawal_id), expect_rows=1),
             Withdrawals._attempt(withdrawal_id=withdrawal_id, chain=chain, nonce=nonce, tx_hash=tx_hash, raw_tx=raw_tx,
@@ -219,8 +220,8 @@ class Withdrawals:
         return [
             Write("UPDATE withdrawal_attempts SET status = 'broadcast', updated_at = ? WHERE withdrawal_id = ?"
                   " AND tx_hash = ? AND status = 'signed'", (now, withdrawal_id, tx_hash)),
-            Write("UPDATE withdrawals SET status = 'broadcast', updated_at = ? WHERE id = ? AND status = 'signed'",
-                  (now, withdrawal_id), expect_rows=1),
+            Write("UPDATE withdrawals SET status = 'broadcast', updated_at = ?, failures = 0, last_error = NULL,"
+                  " retry_at = NULL WHERE id = ? AND status = 'signed'", (now, withdrawal_id), expect_rows=1),
         ]
 
     @staticmethod
@@ -271,7 +272,8 @@ class Withdrawals:
     def park(*, withdrawal_id: int, error: str, retry_at: datetime) -> Write:
         """A step of this row failed: count it, keep the reason, and leave the row out until ``retry_at``."""
         return Write("UPDATE withdrawals SET failures = failures + 1, last_error = ?, retry_at = ?, updated_at = ?"
-                     " WHERE id = ?", (error[:ERROR_TEXT_MAX], retry_at, utc_now(), withdrawal_id))
+                     " WHERE id = ? AND status IN ('pending', 'signed', 'broadcast')",
+                     (error[:ERROR_TEXT_MAX], retry_at, utc_now(), withdrawal_id))
 
     @staticmethod
     def unpark(*, withdrawal_id: int) -> Write:
