@@ -52,6 +52,12 @@ def deposit_orphaned(p: Mapping[str, Any]) -> str:
             "and was not credited. If it is mined again, it will be credited then.")
 
 
+def deposit_reversed(p: Mapping[str, Any]) -> str:
+    return (f"⚠️ A credited deposit left the chain: {_money(p)}. Its transaction was dropped in a "
+            "reorganisation and did not come back. Withdrawals of this asset are paused on your account "
+            "until support reviews it.")
+
+
 def withdrawal_broadcast(p: Mapping[str, Any]) -> str:
     return f"📤 Withdrawal sent: {_money(p)} to {_short(p['to'])}. Waiting for confirmations."
 
@@ -77,6 +83,7 @@ _BY_TYPE: Mapping[EventType, Callable[[Mapping[str, Any]], str]] = {
     EventType.DEPOSIT_SEEN: deposit_seen,
     EventType.DEPOSIT_CREDITED: deposit_credited,
     EventType.DEPOSIT_ORPHANED: deposit_orphaned,
+    EventType.DEPOSIT_REVERSED: deposit_reversed,
     EventType.WITHDRAWAL_BROADCAST: withdrawal_broadcast,
     EventType.WITHDRAWAL_CONFIRMED: withdrawal_confirmed,
     EventType.WITHDRAWAL_FAILED: withdrawal_failed,

@@ -16,6 +16,8 @@ SAMPLE_PAYLOADS = {
                              "confirmations": 1, "required_confirmations": 12},
     EventType.DEPOSIT_CREDITED: {"asset": "USDT", "chain": "ethereum", "amount": "12.5", "tx_hash": "0xab"},
     EventType.DEPOSIT_ORPHANED: {"asset": "ETH", "chain": "ethereum", "amount": "0.1", "tx_hash": "0xab"},
+    EventType.DEPOSIT_REVERSED: {"asset": "ETH", "chain": "ethereum", "amount": "0.1", "tx_hash": "0xab",
+                                 "deposit_id": "7"},
     EventType.WITHDRAWAL_BROADCAST: {"asset": "USDT", "chain": "bsc", "amount": "3", "withdrawal_id": "w1",
                                      "to": "0x" + "1" * 40, "tx_hash": "0xcd"},
     EventType.WITHDRAWAL_CONFIRMED: {"asset": "USDT", "chain": "bsc", "amount": "3", "withdrawal_id": "w1",

@@ -17,6 +17,9 @@ EXPECTED = {
     EventType.DEPOSIT_CREDITED: "✅ Deposit credited: 12.5 USDT on ethereum",
     EventType.DEPOSIT_ORPHANED: "⚠️ Deposit dropped: 0.1 ETH on ethereum. The transaction left the chain in a "
                                 "reorganisation and was not credited. If it is mined again, it will be credited then.",
+    EventType.DEPOSIT_REVERSED: "⚠️ A credited deposit left the chain: 0.1 ETH on ethereum. Its transaction was "
+                                "dropped in a reorganisation and did not come back. Withdrawals of this asset "
+                                "are paused on your account until support reviews it.",
     EventType.WITHDRAWAL_BROADCAST: "📤 Withdrawal sent: 3 USDT on bsc to 0x1234…abcd. Waiting for confirmations.",
     EventType.WITHDRAWAL_CONFIRMED: "✅ Withdrawal confirmed: 3 USDT on bsc to 0x1234…abcd",
     EventType.WITHDRAWAL_FAILED: "❌ Withdrawal failed: 3 USDT on bsc (reverted). The amount is back in your balance.",

@@ -95,8 +95,8 @@ async def test_an_operator_cannot_refund_a_withdrawal_the_chain_shows_paid(store
             node.rules.clear()  # the node is honest again: the receipt (status 1) is there
             refused = await app.client.post(f"/ops/withdrawals/{wid}/resolve", headers=OPS,
                                             json={"action": "refund", "reason": "looked like it never mined"})
+            # 409 either way: the node shows it paid, or the actor, asking the same node, settled it first
             assert refused.status == 409, await refused.text()
-            assert "paid" in (await refused.json())["error"]["message"]
 
             async def confirmed() -> bool:  # and the actor settles it on its own, from the receipt
                 return (await _row(store, wid))["status"] == "confirmed"
