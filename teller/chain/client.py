@@ -60,7 +60,7 @@ class ChainClient:
         self.rpc_url = rpc_url
         self.endpoint = endpoint_of(rpc_url)  # all that may be said of the URL
         self.timeout_s = timeout_s
-        self._url_parts = _secret_parts(rpc_url)
+        self._url_parts = secret_parts(rpc_url)
         self._session: aiohttp.ClientSession | None = None
         self._rpc: JsonRpc | None = None
         self._web3: AsyncWeb3 | None = None
@@ -136,12 +136,7 @@ class ChainClient:
         return type(exc).__name__
 
     def node_text(self, text: str) -> str:
-        """What the node said, fit for a message: bounded, URLs cut, no part of our URL's path, query or
-        userinfo (cut after cleaning, so no part of a secret is left at the cut)."""
-        text = scrub_urls(text[:_NODE_TEXT_READ_MAX])
-        for part in self._url_parts:
-            text = text.replace(part, "<redacted>")
-        return text[:NODE_TEXT_LEN_MAX]
+        return node_text(text, self._url_parts)
 
     async def _call(self, method: str, *params: Any) -> Any:
         async with self._translated(method):
@@ -335,7 +330,16 @@ def _classify_send_error(exc: RpcError) -> SendOutcome | None:
     return SendOutcome.REJECTED
 
 
-def _secret_parts(url: str) -> tuple[str, ...]:
+def node_text(text: str, url_parts: tuple[str, ...]) -> str:
+    """What a node said, fit for a message: bounded, URLs cut, no part of our URL's path, query or
+    userinfo (``secret_parts``; cut after cleaning, so no part of a secret is left at the cut)."""
+    text = scrub_urls(text[:_NODE_TEXT_READ_MAX])
+    for part in url_parts:
+        text = text.replace(part, "<redacted>")
+    return text[:NODE_TEXT_LEN_MAX]
+
+
+def secret_parts(url: str) -> tuple[str, ...]:
     """The parts of ``url`` that may be a key, longest first, as written and percent-decoded: path segments,
     query values, fragment, user and password."""
     split = urlsplit(url)

@@ -21,6 +21,7 @@ from typing import Any
 
 import aiohttp
 
+from teller.chain.client import node_text, secret_parts
 from teller.chain.decode import MalformedAnswer, decode_receipt, decode_tx, quantity
 from teller.chain.erc20 import decode_transfer_log
 from teller.chain.rpc import JsonRpc, RpcError, RpcProtocolError
@@ -45,6 +46,7 @@ class ChainReads:
     def __init__(self, *, name: str, rpc_url: str, timeout_s: float = 10.0) -> None:
         self.name = name
         self._rpc_url = rpc_url
+        self._url_parts = secret_parts(rpc_url)
         self._timeout_s = timeout_s
         self._session: aiohttp.ClientSession | None = None
         self._rpc: JsonRpc | None = None
@@ -74,10 +76,13 @@ class ChainReads:
         try:
             yield
         except RpcError as exc:
-            raise ChainUnavailable(f"{self.name}: {method}: {exc.message[:200]}", chain=self.name) from exc
+            raise ChainUnavailable(f"{self.name}: {method}: {node_text(exc.message, self._url_parts)}",
+                                   chain=self.name) from None
         except (aiohttp.ClientError, TimeoutError, OSError, RpcProtocolError, MalformedAnswer) as exc:
-            reason = type(exc).__name__ if isinstance(exc, aiohttp.ClientError) else (str(exc) or type(exc).__name__)
-            raise ChainUnavailable(f"{self.name}: {method}: {reason[:200]}", chain=self.name) from exc
+            # a client error's text holds the URL, a node's may echo the key: the type, or the cleaned text
+            reason = type(exc).__name__ if isinstance(exc, aiohttp.ClientError) else \
+                node_text(str(exc) or type(exc).__name__, self._url_parts)
+            raise ChainUnavailable(f"{self.name}: {method}: {reason}", chain=self.name) from None
 
     async def _batch(self, method: str, params: Sequence[Sequence[Any]]) -> list[Any]:
         if not params:

@@ -107,3 +107,22 @@ async def test_the_error_names_the_endpoint_host_and_port_and_the_status(node: N
                 with pytest.raises(ChainUnavailable) as info:
                     await asyncio.wait_for(call, HANG_GUARD_S)
                 assert f"HTTP {mode}" in info.value.message and endpoint in info.value.message
+
+
+@pytest.mark.parametrize("mode", ["429", "500", "echo", "close"])
+async def test_the_reconcilers_chain_reads_keep_the_url_out_of_errors_too(node: Node, mode: str) -> None:
+    from teller.chain.receipts import ChainReads
+
+    node.mode = mode
+    reads = ChainReads(name="ethereum", rpc_url=node.url, timeout_s=2.0)
+    try:
+        assert not any(secret in repr(reads) for secret in SECRETS)
+        for call in (reads.receipts(["0x" + "ab" * 32]), reads.transactions(["0x" + "cd" * 32]),
+                     reads.mined_counts(["0x" + "11" * 20])):
+            with pytest.raises(ChainUnavailable) as info:
+                await asyncio.wait_for(call, HANG_GUARD_S)
+            for text in (info.value.message, str(info.value), repr(info.value)):
+                assert not any(secret in text for secret in SECRETS), text
+            assert info.value.__cause__ is None  # a traceback would print the client error's URL
+    finally:
+        await reads.close()
