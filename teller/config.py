@@ -280,7 +280,7 @@ def _coerce(key: str, value: Any, type_name: Any) -> Any:
                 raise TypeError
             return value
         if type_name == "int":
-            if isinstance(value, bool):
+            if isinstance(value, (bool, float)):  # int(3.7) is 3: a silent change of what was configured
                 raise TypeError
             return int(value)
         if type_name == "float":

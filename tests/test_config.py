@@ -197,3 +197,13 @@ def test_the_cli_prints_and_logs_the_key_but_no_part_of_the_value(
     assert f"{section}.{name} must be a str" in result.stderr
     assert '"config.invalid"' in result.stdout and f"{section}.{name}" in result.stdout
     assert not any(part in result.stdout + result.stderr for part in never), result.stdout + result.stderr
+
+
+def test_a_float_for_an_int_key_is_refused_not_truncated() -> None:
+    from tests.fixtures.http import BOT_TOKEN, OPS_TOKEN
+
+    raw = {"auth": {"bot_token": BOT_TOKEN, "jwt_secret": "j" * 48, "ops_token": OPS_TOKEN},
+           "server": {"port": 8080.7}}
+    with pytest.raises(ConfigError) as caught:
+        settings_from_mapping(raw, environ={})
+    assert "server.port must be an int, got a float" in str(caught.value)
