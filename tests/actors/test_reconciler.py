@@ -108,13 +108,15 @@ async def record_withdrawal(store: Any, *, status: str, tx_hash: str, nonce: int
     row = await store.fetch_one(
         "INSERT INTO withdrawals (user_id, chain, asset, to_address, amount_minor, fee_minor, idempotency_key,"
         " request_fingerprint, hold_key, status, from_address, nonce, tx_hash, created_at, updated_at)"
-        " VALUES (?, ?, 'ETH', ?, ?, ?, ?, 'f', ?, ?, ?, ?, ?, ?, ?) RETURNING id",
-        await user_id(store), CHAIN, RECIPIENT, 10**15, 0, f"k-{tx_hash}", f"h-{tx_hash}", status, from_address,
+        " VALUES (?, ?, 'ETH', ?, ?, ?, ?, 'f', ?, 'broadcast', ?, ?, ?, ?, ?) RETURNING id",
+        await user_id(store), CHAIN, RECIPIENT, 10**15, 0, f"k-{tx_hash}", f"h-{tx_hash}", from_address,
         nonce, tx_hash, now, now)
     await store.execute(
         "INSERT INTO withdrawal_attempts (withdrawal_id, chain, nonce, tx_hash, raw_tx, max_fee_per_gas_wei,"
         " max_priority_fee_per_gas_wei, status, created_at, updated_at) VALUES (?, ?, ?, ?, '0x', 1, 1, ?, ?, ?)",
         row["id"], CHAIN, nonce, tx_hash, "mined" if status == "confirmed" else "failed", now, now)
+    # finished last, as the actor does: a pass in between sees it unfinished, never finished without its attempt
+    await store.execute("UPDATE withdrawals SET status = ? WHERE id = ?", status, row["id"])
     return int(row["id"])
 
 
