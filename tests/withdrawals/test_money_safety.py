@@ -60,6 +60,14 @@ def _chain_status(doc: dict[str, Any]) -> dict[str, Any]:
     return chain
 
 
+async def _ops_chain_when(app: Running, key: str, devnet: DevNet | None = None, *, what: str) -> dict[str, Any]:
+    """The chain's withdrawals section of /ops/status, once it counts some ``key`` (incidents, parked)."""
+    async def counted() -> dict[str, Any] | None:
+        chain = _chain_status(await _ops_status(app))
+        return chain if chain[key] else None
+    return await wait_for(counted, between=(lambda: devnet.dev.mine(1)) if devnet else None, what=what)
+
+
 # -- 1. a paid withdrawal with more than 64 signed attempts --------------------------------------------
 async def test_a_paid_withdrawal_is_settled_whatever_attempt_mined(store: Store, devnet: DevNet) -> None:
     """The review's reproduction: 66 replacements signed, the last one mined. Its receipt must be found."""
@@ -142,10 +150,7 @@ async def test_a_nonce_used_elsewhere_is_an_incident_that_waits_for_an_operator(
         dev.set_automine(True)
         dev.mine(1)
 
-        async def incident() -> dict[str, Any] | None:
-            chain = _chain_status(await _ops_status(app))
-            return chain if chain["incidents"] else None
-        chain = await wait_for(incident, between=lambda: dev.mine(1), what="the incident")
+        chain = await _ops_chain_when(app, "incidents", devnet, what="the incident")
         assert chain["frozen"] and chain["items"][0]["withdrawal_id"] == wid
         assert "none of our" in chain["items"][0]["incident"]
         # no refund: the hold waits for an operator
@@ -186,10 +191,7 @@ async def test_a_token_receipt_without_the_transfer_is_no_payment(store: Store, 
             await app.credit(uid, USDT, 100 * 10**6)
             wid = await _withdraw(app, headers, "false", asset="USDT", to=RECIPIENT, amount="10")
 
-            async def incident() -> dict[str, Any] | None:
-                chain = _chain_status(await _ops_status(app))
-                return chain if chain["incidents"] else None
-            chain = await wait_for(incident, between=lambda: devnet.dev.mine(1), what="the incident")
+            chain = await _ops_chain_when(app, "incidents", devnet, what="the incident")
             assert "no Transfer" in chain["items"][0]["incident"]
             assert (await _status(app, headers, wid))["status"] == "broadcast"  # neither confirmed nor refunded
             assert "withdrawal.confirmed" not in await _event_types(store)
@@ -239,10 +241,7 @@ async def test_one_failing_withdrawal_is_parked_and_the_queue_goes_on(store: Sto
         body = await _until(app, headers, good, devnet, "confirmed", "failed")
         assert body["status"] == "confirmed"
 
-        async def parked() -> dict[str, Any] | None:
-            chain = _chain_status(await _ops_status(app))
-            return chain if chain["parked"] else None
-        chain = await wait_for(parked, between=lambda: devnet.dev.mine(1), what="the bad row parked")
+        chain = await _ops_chain_when(app, "parked", devnet, what="the bad row parked")
         (item,) = chain["items"]
         assert item["withdrawal_id"] == bad and "IdempotencyConflict" in item["last_error"]
         assert item["retry_at"] is not None
@@ -325,10 +324,7 @@ async def test_a_transaction_the_node_keeps_rejecting_is_parked_with_its_reason(
         await app.credit(uid, ETH, 10**18)
         wid = await _withdraw(app, headers, "broke", asset="ETH", to=RECIPIENT, amount="0.1")
 
-        async def parked() -> dict[str, Any] | None:
-            chain = _chain_status(await _ops_status(app))
-            return chain if chain["parked"] else None
-        (item,) = (await wait_for(parked, what="the rejected row parked"))["items"]
+        (item,) = (await _ops_chain_when(app, "parked", what="the rejected row parked"))["items"]
         assert item["withdrawal_id"] == wid and "rejects" in item["last_error"]
         assert (await _status(app, headers, wid))["status"] == "signed"  # the hold stays: nothing was sent
         assert "withdrawal.failed" not in await _event_types(store)
@@ -388,8 +384,5 @@ async def test_a_hold_resolved_behind_the_rows_back_parks_that_row_only(store: S
         good = await _withdraw(app, headers, "fine", asset="ETH", to=RECIPIENT, amount="0.1")
         assert (await _until(app, headers, good, devnet, "confirmed", "failed"))["status"] == "confirmed"
 
-        async def parked() -> dict[str, Any] | None:
-            chain = _chain_status(await _ops_status(app))
-            return chain if chain["parked"] else None
-        (item,) = (await wait_for(parked, between=lambda: devnet.dev.mine(1), what="the odd row parked"))["items"]
+        (item,) = (await _ops_chain_when(app, "parked", devnet, what="the odd row parked"))["items"]
         assert item["withdrawal_id"] == odd and "HoldAlreadyResolved" in item["last_error"]
