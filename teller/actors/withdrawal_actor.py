@@ -19,14 +19,9 @@ only, so a restart resumes exactly where the last instance stopped:
   replacement with the same nonce and fees up >= 10 % (at most ``ATTEMPTS_PER_WITHDRAWAL_MAX``). If the
   node's pool lost it (the pending nonce is at or below ours: a gap), send the bytes again.
 
-Refund only with proof. A null receipt is "not known yet". A used nonce with no receipt of ours for
-``RECEIPT_MISSES_INCIDENT_MIN`` ticks, or a status-1 receipt without the expected transfer, is an
-incident: the row waits (``incident_reason``), the chain's new withdrawals freeze, ops are alerted,
-and an operator resolves it (``resolve``). Nothing is refunded or settled on a guess.
-
-One row's failure is that row's: a step that raises (anything but the node being down) parks the row
-with its reason and a backoff (``retry_at``); the rest of the queue goes on. A freeze (``Freezes``)
-stops new signatures, never the following of what was sent.
+Refund only with proof; one row's trouble stays that row's; a freeze stops new signatures, never the
+following of what was sent. Those rules, incidents and operator decisions live in ``Oversight``
+(``teller.actors.withdrawal_oversight``), mixed in here.
 
 Nonces: the DB's next nonce is raised to the chain's mined count each tick (someone else's
 transaction never makes us reuse a nonce) and only ever taken together with a persisted signed
@@ -36,21 +31,20 @@ transaction, so we are never ahead of what the chain will accept, and gaps are r
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
-from datetime import timedelta
-from typing import Any, TypeVar
+from collections.abc import Callable
+from typing import Any
 
 from teller.actors.signer import SigningRefused, WithdrawalSigning
+from teller.actors.withdrawal_oversight import Oversight
 from teller.actors.withdrawal_steps import event_payload, payment_problem, refund, settle
 from teller.assets import Asset, AssetRegistry
 from teller.chain.client import ChainClient
-from teller.chain.types import FeeSuggestion, Receipt, SendOutcome
+from teller.chain.types import FeeSuggestion, SendOutcome
 from teller.config import ChainSettings
-from teller.errors import ChainUnavailable, Conflict, NotFound, TellerError, WithdrawalsFrozen, WithdrawalsPaused
+from teller.errors import TellerError
 from teller.events.schema import EventType
 from teller.runtime import AsyncioActor, Call, Handle
 from teller.storage import Event, Outbox, StaleWrite, Store, UniqueViolation, Write
-from teller.storage.freezes import Freezes
 from teller.storage.store import Row, utc_now
 from teller.storage.withdrawals import ATTEMPTS_PER_WITHDRAWAL_MAX, Withdrawals
 
@@ -59,15 +53,12 @@ __all__ = ["WithdrawalActor", "FEE_BUMP_PERCENT", "CrashHook"]
 FEE_BUMP_PERCENT = 10         # the least bump nodes accept for a same-nonce replacement
 FEE_BUMP_MARGIN_PERCENT = 2   # above it, so rounding never lands exactly on the node's floor
 SIGNS_PER_TICK_MAX = 100      # new withdrawals signed per tick; the rest wait for the next one
-RECEIPT_MISSES_INCIDENT_MIN = 5  # ticks a used nonce may show no receipt of ours before it is an incident
-PARK_BACKOFF_MAX_S = 300.0    # a parked row is retried at most this long after its last failure
 REJECTIONS_PARK_AFTER = 5     # sends of one row the node rejected in a row before it is parked
 MAILBOX_MAX = 1_000
 # Send outcomes after which the transaction counts as sent. Underpriced: another of our transactions
 # holds the nonce in the pool. Nonce too low: some transaction used the nonce; receipts tell which.
 _COUNTS_AS_SENT = frozenset((SendOutcome.ACCEPTED, SendOutcome.ALREADY_KNOWN, SendOutcome.REPLACEMENT_UNDERPRICED,
                              SendOutcome.NONCE_TOO_LOW))
-T = TypeVar("T")
 CrashHook = Callable[[str], None]  # tests: called with a step name; a test's hook kills the process there
 
 
@@ -75,7 +66,7 @@ class BroadcastRejected(Exception):
     """The node keeps refusing a row's signed transaction: the row is parked with the node's reason."""
 
 
-class WithdrawalActor(AsyncioActor):
+class WithdrawalActor(Oversight, AsyncioActor):
     expected_errors = (TellerError,)
     mailbox_max = MAILBOX_MAX
 
@@ -134,52 +125,6 @@ class WithdrawalActor(AsyncioActor):
             self.ticks += 1
             self._schedule(self._chain.poll_interval_s)
 
-    async def resolve(self, withdrawal_id: int, *, action: str, reason: str) -> Row:
-        """An operator's decision on a withdrawal that waits for one, serialized with this chain's ticks:
-        ``refund`` (the money did not leave; or the row was never signed) or ``settle`` (the operator found
-        the payment). The node is asked first, and a decision it contradicts is refused (409): a refund
-        while any attempt shows the payment or our nonce is not yet used, a settle while a receipt shows
-        no payment. The row's freeze is lifted after, with the operator's reason."""
-        row = await self._repo.get(withdrawal_id)
-        if row is None or row["chain"] != self._chain.name:
-            raise NotFound("no such withdrawal")
-        if row["status"] not in ("pending", "signed", "broadcast"):
-            raise Conflict(f"the withdrawal is {row['status']} already")
-        asset = self._asset(row)
-        operator_reason = f"{'refunded' if action == 'refund' else 'settled'} by an operator: {reason}"
-        if action == "refund" and row["status"] == "pending":
-            # never signed: proof enough, if it is still unsigned in the very transaction that refunds it
-            guard = Write("UPDATE withdrawals SET updated_at = ? WHERE id = ? AND status = 'pending' AND nonce IS NULL",
-                          (utc_now(), withdrawal_id), expect_rows=1)
-            await refund(self._store, row, asset, reason=operator_reason, extra_writes=[guard])
-        elif not row["incident_reason"]:
-            raise Conflict("only a withdrawal in an incident (or never signed) waits for an operator")
-        else:
-            await self._check_decision(row, asset, action)
-            if action == "refund":
-                await refund(self._store, row, asset, reason=operator_reason)
-            else:
-                await settle(self._store, row, asset, tx_hash=row["tx_hash"] or "")
-        await self._repo.run([Freezes.release_write(f"withdrawal:{withdrawal_id}", resolution=action, reason=reason)])
-        self.log.warning("withdrawals.resolved_by_operator", withdrawal_id=withdrawal_id, action=action,
-                         reason=reason[:200])
-        resolved = await self._repo.get(withdrawal_id)
-        assert resolved is not None
-        return resolved
-
-    async def _check_decision(self, row: Row, asset: Asset, action: str) -> None:
-        if not self._hot:
-            self._hot = (await self._signer().call("hot_wallet_address")).lower()
-        _, receipts = await self._receipts(row)
-        paid = [r for r in receipts if r.succeeded and payment_problem(row, asset, r, hot_address=self._hot) is None]
-        if action == "refund":
-            if paid:
-                raise Conflict(f"the node shows {paid[0].tx_hash} paid this withdrawal: it cannot be refunded")
-            if await self._client.get_nonce(self._hot) <= int(row["nonce"]):
-                raise Conflict("our nonce is not used on chain yet: a signed transaction of ours can still be mined")
-        elif not paid and receipts:
-            raise Conflict("the node's receipt shows no payment: it cannot be settled")
-
     def _crash_point(self, step: str) -> None:
         if self._crash_hook is not None:
             self._crash_hook(step)
@@ -192,7 +137,7 @@ class WithdrawalActor(AsyncioActor):
         if not in_flight and not pending:
             return
         if not self._hot:
-            self._hot = (await self._signer().call("hot_wallet_address")).lower()
+            await self._hot_address()
             for row in await repo.troubled(chain):  # once per start: an alert lost to a kill is raised again
                 if row["incident_reason"]:
                     self.log.error("withdrawals.incident_open", withdrawal_id=row["id"], chain=chain,
@@ -227,74 +172,6 @@ class WithdrawalActor(AsyncioActor):
         if pending:
             fees = fees or await self._fees()
             await self._broadcast_new(await self._sign_new(pending, fees))
-
-    async def _signable(self, rows: list[Row]) -> list[Row]:
-        """The pending rows that may be signed now: none while a freeze stops the chain (in-flight ones
-        are still followed to their end), none of a frozen user's asset, none whose asset is gone."""
-        if not rows:
-            return rows
-        freezes = Freezes(self._store)
-        paused = await freezes.blocking(chain=self._chain.name)
-        if paused is not None:
-            if not self._paused:
-                self.log.error("withdrawals.paused", chain=self._chain.name, freeze_id=paused["id"],
-                               freeze_key=paused["freeze_key"])
-            self._paused = True
-            return []
-        self._paused = False
-        frozen = await freezes.frozen_user_assets(self._chain.name)
-        signable = []
-        for row in rows:
-            if (int(row["user_id"]), f"{row['chain']}:{row['asset']}") in frozen:
-                continue
-            if self._assets.get(f"{row['chain']}:{row['asset']}") is None:
-                await self._park(row, "the asset is not configured on this chain any more")
-                continue
-            signable.append(row)
-        return signable
-
-    def _freeze_check(self, row: Row) -> Write:
-        """For the unit that persists a first signature: refused while a freeze covers the row, so a
-        freeze another process commits after ``_signable`` read still stops the signature (and the send)."""
-        return Freezes.hold_check(chain=row["chain"], user_id=int(row["user_id"]), asset=f"{row['chain']}:{row['asset']}")
-
-    # -- one row's failure stays that row's ----------------------------------------------------------
-    async def _isolated(self, row: Row, step: Awaitable[T]) -> T | None:
-        """Run one row's step; its answer is truthy when the row moved on. The node failing (``ChainUnavailable``) fails the tick, as it fails every
-        row; a lost race is re-read next tick; anything else parks this row alone, with its reason, and
-        the queue goes on."""
-        try:
-            result = await step
-        except (ChainUnavailable, asyncio.CancelledError):
-            raise
-        except (StaleWrite, WithdrawalsFrozen, WithdrawalsPaused):  # a lost race, or a freeze: re-read next tick
-            return None
-        except Exception as exc:  # noqa: BLE001 - one row's failure never stops the others
-            await self._park(row, f"{type(exc).__name__}: {getattr(exc, 'message', None) or exc}")
-            return None
-        if result and row.get("failures"):  # un-parked by progress only, not by a step that merely did not raise
-            await self._repo.run([Withdrawals.unpark(withdrawal_id=row["id"])])
-        return result or None
-
-    async def _park(self, row: Row, error: str) -> None:
-        failures = int(row.get("failures") or 0) + 1
-        delay_s = min(PARK_BACKOFF_MAX_S, self._chain.poll_interval_s * 2 ** min(failures, 16))
-        await self._repo.run([Withdrawals.park(withdrawal_id=row["id"], error=error,
-                                               retry_at=utc_now() + timedelta(seconds=delay_s))])
-        self.log.error("withdrawals.parked", withdrawal_id=row["id"], chain=row["chain"], failures=failures,
-                       retry_in_s=round(delay_s, 1), error=error[:200])
-
-    async def _incident(self, row: Row, reason: str) -> None:
-        """The chain disagrees with our records: the row waits for an operator, the chain's new
-        withdrawals freeze, ops are alerted. Never a refund."""
-        if row.get("incident_reason"):
-            return
-        try:
-            await self._repo.run(Withdrawals.incident(withdrawal_id=row["id"], chain=row["chain"], reason=reason))
-        except StaleWrite:
-            return  # marked already (another tick or instance)
-        self.log.error("withdrawals.incident", withdrawal_id=row["id"], chain=row["chain"], nonce=row["nonce"],
-                       reason=reason)
 
     async def _fees(self) -> FeeSuggestion:
         return await self._client.suggest_fees(max_fee_per_gas_cap_wei=self._chain.max_fee_per_gas_cap_wei)
@@ -470,17 +347,6 @@ class WithdrawalActor(AsyncioActor):
         await self._broadcast(row, signed.tx_hash, raw_hex)
         return True  # a new version is on disk and was sent; a rejection raised or is counted by _broadcast
 
-    async def _receipts(self, row: Row) -> tuple[list[Row], list[Receipt]]:
-        """Every attempt of the row, and the receipts the node has for them (all asked, none skipped)."""
-        attempts = await self._repo.attempts(row["id"])
-        receipts = [r for r in [await self._client.get_receipt(a["tx_hash"]) for a in attempts] if r is not None]
-        return attempts, receipts
-
-    async def _canonical(self, receipt: Receipt) -> bool:
-        """Is the receipt's block the node's block at that height? (A receipt from a dropped fork is no proof.)"""
-        block = await self._client.get_block(receipt.block_number, full_transactions=False)
-        return block is not None and block.block_hash == receipt.block_hash
-
     async def _resolve_mined(self, row: Row, *, head: int) -> bool:
         """The withdrawal's nonce is used on chain: find which of our transactions mined (every one of
         them is asked). A null receipt means "not known yet" (a lagging node), never "not mined".
@@ -525,14 +391,3 @@ class WithdrawalActor(AsyncioActor):
         self.log.info("withdrawals.confirmed", withdrawal_id=row["id"], tx_hash=receipt.tx_hash)
         return True
 
-    async def _no_receipt(self, row: Row, *, attempts: int) -> None:
-        """The nonce is used, yet no receipt of ours: wait a few ticks (a node behind a load balancer
-        answers null for a moment), then it is an incident: our records are incomplete, the node lies,
-        or the key is used elsewhere. The hold stays; an operator decides."""
-        misses = self._receipt_misses[row["id"]] = self._receipt_misses.get(row["id"], 0) + 1
-        if misses < max(RECEIPT_MISSES_INCIDENT_MIN, self._chain.confirmations):
-            self.log.warning("withdrawals.receipt_missing", withdrawal_id=row["id"], nonce=row["nonce"],
-                             attempts=attempts, misses=misses)
-            return
-        await self._incident(row, f"the hot wallet's nonce {row['nonce']} is used on chain, but none of our"
-                                  f" {attempts} signed transactions for it has a receipt")
