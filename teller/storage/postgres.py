@@ -4,6 +4,13 @@
 through the connections' ``search_path``; tests give each test its own schema this way.
 Many Teller processes may share one database: correctness lives in constraints, row locks and
 conditional updates (see ``_pg_function``), never in in-process locks.
+
+Durability: every connection of the pool runs with ``synchronous_commit = on``, so COMMIT returns
+only once the commit's WAL is flushed to disk (a signed withdrawal is stored before it is
+broadcast, and a power cut cannot take it back). It is sent as a startup setting, which outranks
+the server's, the database's and the role's defaults and a ``synchronous_commit=`` in the URL,
+and read back on every new connection (``_require_synchronous_commit``); nothing in this package
+sets it per transaction or per function. It holds only if the server itself runs ``fsync = on``.
 """
 
 from __future__ import annotations
@@ -34,6 +41,7 @@ __all__ = ["PostgresStore", "translate_error", "translate_placeholders", "split_
 POOL_SIZE_MAX = 10
 BATCH_RETRIES_MAX = 5          # deadlock / serialization failures of a whole ledger batch
 _MIGRATION_LOCK = 0x7E11E7     # advisory lock id: one migrator at a time per database
+SYNCHRONOUS_COMMIT = "on"      # COMMIT waits for the local WAL flush (see the docstring)
 
 
 def translate_error(exc: BaseException) -> StorageError:
@@ -77,6 +85,14 @@ def split_schema(url: str) -> tuple[str, str | None]:
     return dsn, schema
 
 
+async def _require_synchronous_commit(conn: asyncpg.Connection) -> None:
+    """Each new pool connection: check the startup setting took (a pooler in between may drop it)."""
+    value = await conn.fetchval("SHOW synchronous_commit")
+    if value != SYNCHRONOUS_COMMIT:
+        raise StorageError(f"PostgreSQL runs this connection with synchronous_commit={value}, not"
+                           f" {SYNCHRONOUS_COMMIT}: commits would not survive a power cut")
+
+
 class PostgresStore(Store):
     backend = "postgresql"
 
@@ -86,7 +102,8 @@ class PostgresStore(Store):
     @classmethod
     async def open(cls, url: str) -> PostgresStore:
         dsn, schema = split_schema(url)
-        settings = {"search_path": schema} if schema else {}
+        # ours last: asyncpg merges the URL's query parameters first, then these over them
+        settings = {**({"search_path": schema} if schema else {}), "synchronous_commit": SYNCHRONOUS_COMMIT}
         try:
             if schema:
                 conn = await asyncpg.connect(dsn)
@@ -96,7 +113,8 @@ class PostgresStore(Store):
                     pass  # created concurrently by another process
                 finally:
                     await conn.close()
-            pool = await asyncpg.create_pool(dsn, min_size=1, max_size=POOL_SIZE_MAX, server_settings=settings)
+            pool = await asyncpg.create_pool(dsn, min_size=1, max_size=POOL_SIZE_MAX, server_settings=settings,
+                                             init=_require_synchronous_commit)
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             raise translate_error(exc) from exc
         store = cls(pool)

@@ -1,12 +1,28 @@
-"""The SQLite backend: one connection on one dedicated thread (WAL, synchronous=NORMAL, foreign keys).
+"""The SQLite backend: one connection on one dedicated thread (WAL, synchronous=FULL, foreign keys).
 
 Why not one await per statement through aiosqlite: every await hops threads (~70 µs, FIELD-NOTES),
 which cost 0.13-0.25x of plain sqlite3. Here every public call is one function run on the store's
 own thread, and a ledger batch is one call: one hop per batch, not per statement.
 
-Durability: WAL with synchronous=NORMAL survives a killed process (the crash tests SIGKILL a
-writer); a power cut may lose the last commits. Other processes may open the same file: writers
-take ``BEGIN IMMEDIATE`` and wait up to ``BUSY_TIMEOUT_MS``.
+Durability: a commit is on disk before the call that made it returns. WAL with
+``synchronous=FULL`` fsyncs the WAL at each COMMIT; NORMAL (before) synced it only at checkpoints,
+which survives a killed process (the crash tests SIGKILL a writer) but not a power cut: that could
+lose the last commits. Callers act on the outside world once our commit returns: the withdrawal
+actor broadcasts a transaction after the commit that stored it signed, the API answers 202 after
+the hold, the notifier sends after the commit that claimed the message, a deposit address is shown
+after the commit that claimed its HD index. Forgetting any of these after the fact is a payment,
+a double message or an address given twice, so every write is durable, not only money writes:
+which commit precedes an outside effect is the caller's business, and one rule cannot be got wrong.
+
+Group commit pays for the fsync: a ledger batch (up to ``BATCH_MAX`` transfers) is one
+transaction, and ``execute`` calls waiting at the same moment share one transaction too, each in
+its own savepoint (``_flush_writes``). ``run_atomic`` and a write through ``fetch_*`` (RETURNING)
+are one transaction, one fsync each. Measured here (ext4 on a virtio disk, fsync ~0.2-0.3 ms idle,
+1-2 ms when loaded): the group-committed ledger runs at 0.93-1.00x of NORMAL, one transfer per
+commit at 0.40x; a lone notifier write went from 0.03 to 2 ms, and with ``execute`` grouped the
+withdrawal and deposit benches are where they were under NORMAL.
+Both connections are checked on read-back (``_require_full_sync``). Other processes may open the
+same file: writers take ``BEGIN IMMEDIATE`` and wait up to ``BUSY_TIMEOUT_MS``.
 """
 
 from __future__ import annotations
@@ -38,7 +54,14 @@ BUSY_TIMEOUT_MS = 10_000
 SQLITE_VERSION_MIN = (3, 33)   # the ledger engine's UPDATE … FROM
 # An inline read must never stall the event loop: if the database is busy, go through the thread.
 INLINE_READ_BUSY_TIMEOUT_S = 0.005
+# synchronous=FULL: in WAL mode, each COMMIT fsyncs the WAL before it returns (see the docstring).
+SYNCHRONOUS = "FULL"
+_SYNCHRONOUS_FULL = 2          # what ``PRAGMA synchronous`` reads back for FULL
+# execute() calls waiting at once commit together: one transaction, one fsync (see _flush_writes).
+# The waiting list itself holds one entry per awaiting caller, so callers bound it.
+WRITES_GROUP_MAX = 256
 T = TypeVar("T")
+_Waiting = tuple[str, Sequence[Any], "asyncio.Future[int]"]
 
 
 def translate_error(exc: sqlite3.Error) -> StorageError:
@@ -59,6 +82,8 @@ class SqliteStore(Store):
         self._conn: sqlite3.Connection | None = None
         self._reader: sqlite3.Connection | None = None  # loop-thread, read-only, for fetch_small
         self._accounts = _engine_sqlite.AccountCache()  # touched on the store's thread only
+        self._writes_waiting: list[_Waiting] = []        # loop thread only
+        self._writes_flusher: asyncio.Task[None] | None = None
 
     @classmethod
     async def open(cls, path: str) -> SqliteStore:
@@ -90,7 +115,7 @@ class SqliteStore(Store):
                                timeout=BUSY_TIMEOUT_MS / 1000)
         conn.row_factory = sqlite3.Row
         conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=NORMAL")
+        _require_full_sync(conn)
         conn.execute("PRAGMA foreign_keys=ON")
         conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
         self._conn = conn
@@ -129,9 +154,31 @@ class SqliteStore(Store):
             rows = rows[:limit]
         return [normalize_row(dict(zip(r.keys(), r))) for r in rows]
 
-    def _execute(self, sql: str, params: Sequence[Any]) -> int:
+    def _execute_group(self, group: Sequence[tuple[str, Sequence[Any]]]) -> list[int | StorageError]:
+        """One transaction, each statement in its own savepoint: a failing one fails alone."""
         self._accounts.clear()  # the ledger's cached accounts are valid only while it alone writes
-        return self._db().execute(sql, _engine_sqlite.adapt_params(params)).rowcount
+        conn = self._db()
+        results: list[int | StorageError] = []
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for sql, params in group:
+                conn.execute("SAVEPOINT one_write")
+                try:
+                    results.append(conn.execute(sql, _engine_sqlite.adapt_params(params)).rowcount)
+                except sqlite3.Error as exc:
+                    if not conn.in_transaction:
+                        raise  # SQLite rolled the whole transaction back (disk full, I/O): the group fails
+                    conn.execute("ROLLBACK TO one_write")
+                    error = translate_error(exc)
+                    error.__cause__ = exc
+                    results.append(error)
+                conn.execute("RELEASE one_write")
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        return results
 
     def _atomic(self, writes: Sequence[Write]) -> list[int]:
         self._accounts.clear()
@@ -168,9 +215,15 @@ class SqliteStore(Store):
             return await self.fetch_all(sql, *params)
         try:
             if self._reader is None:
-                self._reader = sqlite3.connect(f"file:{self._path}?mode=ro", uri=True, isolation_level=None,
-                                               timeout=INLINE_READ_BUSY_TIMEOUT_S)
-                self._reader.row_factory = sqlite3.Row
+                reader = sqlite3.connect(f"file:{self._path}?mode=ro", uri=True, isolation_level=None,
+                                         timeout=INLINE_READ_BUSY_TIMEOUT_S)
+                reader.row_factory = sqlite3.Row
+                try:
+                    _require_full_sync(reader)  # it never commits; one rule for every connection of ours
+                except BaseException:
+                    reader.close()
+                    raise
+                self._reader = reader
             cur = self._reader.execute(sql, _engine_sqlite.adapt_params(params))
             rows = cur.fetchall()
             cur.close()
@@ -179,7 +232,44 @@ class SqliteStore(Store):
         return [normalize_row(dict(zip(r.keys(), r))) for r in rows]
 
     async def execute(self, sql: str, *params: Any) -> int:
-        return await self._call(self._execute, sql, params)
+        """One statement, committed (and fsynced) before it returns, as if alone; those waiting at
+        the same moment share the transaction and its fsync (group commit, like the ledger's).
+        A caller cancelled after its statement was taken may still see it committed."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[int] = loop.create_future()
+        self._writes_waiting.append((sql, params, future))
+        if self._writes_flusher is None:
+            self._writes_flusher = loop.create_task(self._flush_writes())
+        return await future
+
+    async def _flush_writes(self) -> None:
+        try:
+            while self._writes_waiting:
+                group = [w for w in self._writes_waiting[:WRITES_GROUP_MAX] if not w[2].done()]  # done: cancelled
+                del self._writes_waiting[:WRITES_GROUP_MAX]
+                if not group:
+                    continue
+                try:
+                    results = await self._call(self._execute_group, [(sql, params) for sql, params, _ in group])
+                except Exception as exc:  # BEGIN or COMMIT failed, or the store closed: every write fails
+                    for _, _, future in group:
+                        if not future.done():
+                            future.set_exception(exc)
+                    continue
+                except BaseException:  # this task cancelled: no write may wait for an answer forever
+                    for _, _, future in group + self._writes_waiting:
+                        future.cancel()
+                    self._writes_waiting.clear()
+                    raise
+                for (_, _, future), result in zip(group, results):
+                    if future.done():
+                        continue
+                    if isinstance(result, StorageError):
+                        future.set_exception(result)
+                    else:
+                        future.set_result(result)
+        finally:
+            self._writes_flusher = None
 
     async def run_atomic(self, writes: Sequence[Write]) -> list[int]:
         return await self._call(self._atomic, list(writes))
@@ -188,6 +278,8 @@ class SqliteStore(Store):
         return await self._call(self._apply, batch)
 
     async def _close_backend(self) -> None:
+        if self._writes_flusher is not None:
+            await asyncio.wait([self._writes_flusher])  # every write already handed to execute() gets its answer
         if self._reader is not None:
             self._reader.close()
             self._reader = None
@@ -195,6 +287,15 @@ class SqliteStore(Store):
             await asyncio.get_running_loop().run_in_executor(self._thread, self._disconnect)
         finally:
             self._thread.shutdown(wait=True)
+
+
+def _require_full_sync(conn: sqlite3.Connection) -> None:
+    """Set ``synchronous=FULL`` and check it took: a build or a VFS could refuse it silently."""
+    conn.execute(f"PRAGMA synchronous={SYNCHRONOUS}")
+    level = conn.execute("PRAGMA synchronous").fetchone()[0]
+    if level != _SYNCHRONOUS_FULL:
+        raise StorageError(f"SQLite kept synchronous={level} (FULL is {_SYNCHRONOUS_FULL}):"
+                           " commits would not survive a power cut")
 
 
 def _statements(script: str) -> list[str]:
