@@ -18,6 +18,7 @@ from aiohttp import web
 from teller.chain.client import ChainClient
 from teller.errors import ChainUnavailable
 from teller.log import get_logger
+from tests.fixtures.failing_server import hang_up, serving
 
 HANG_GUARD_S = 30  # not a timing assertion: only keeps a broken test from hanging the run
 KEY_IN_PATH = "SECRETKEY123"
@@ -46,26 +47,15 @@ async def _fail(mode: str, request: web.Request) -> web.StreamResponse:
         return web.json_response({"jsonrpc": "2.0", "id": 1, "error": {
             "code": -32005, "message": f"rate limit exceeded for project {KEY_IN_PATH} ({request.url})"}}, status=429)
     assert mode == "close"
-    assert request.transport is not None
-    request.transport.close()  # mid-request: the client sees the server disconnect
-    return web.Response()  # written to a closed transport: goes nowhere
+    return hang_up(request)  # mid-request: the client sees the server disconnect
 
 
 @pytest.fixture
 async def node() -> AsyncIterator[Node]:
     provider = Node()
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", provider.answer)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
-    try:
+    async with serving(provider.answer) as port:
         provider.url = f"http://127.0.0.1:{port}/v3/{KEY_IN_PATH}?apikey={KEY_IN_QUERY}"
         yield provider
-    finally:
-        await runner.cleanup()
 
 
 def _calls(client: ChainClient) -> list[Any]:

@@ -18,6 +18,7 @@ from teller.errors import ProviderUnavailable
 from teller.log import get_logger
 from teller.payments.paystar import PaystarClient
 from teller.payments.statement import HttpStatementSource
+from tests.fixtures.failing_server import hang_up, serving
 
 HANG_GUARD_S = 30  # not a timing assertion: only keeps a broken test from hanging the run
 KEY_IN_PATH = "SECRETKEY123"
@@ -38,9 +39,7 @@ class Provider:
     async def answer(self, request: web.Request) -> web.StreamResponse:
         await request.read()
         if self.mode == "close":
-            assert request.transport is not None
-            request.transport.close()
-            return web.Response()  # written to a closed transport: goes nowhere
+            return hang_up(request)
         status = int(self.mode)
         return web.Response(status=status, text=f"<html>{status} at {request.url} {request.headers}</html>")
 
@@ -48,17 +47,9 @@ class Provider:
 @pytest.fixture
 async def provider() -> AsyncIterator[Provider]:
     provider = Provider()
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", provider.answer)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    port = runner.addresses[0][1]
-    provider.base_url = f"http://teller:{USER_PASSWORD}@127.0.0.1:{port}/{KEY_IN_PATH}/api"
-    try:
+    async with serving(provider.answer) as port:
+        provider.base_url = f"http://teller:{USER_PASSWORD}@127.0.0.1:{port}/{KEY_IN_PATH}/api"
         yield provider
-    finally:
-        await runner.cleanup()
 
 
 async def _no_sleep(_s: float) -> None:

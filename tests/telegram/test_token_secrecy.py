@@ -17,6 +17,7 @@ from teller.log import get_logger
 from teller.telegram.limits import SendLimiter
 from teller.telegram.sender import TelegramSender
 from teller.telegram.session import make_bot
+from tests.fixtures.failing_server import hang_up, serving
 
 HANG_GUARD_S = 30  # not a timing assertion: only keeps a broken test from hanging the run
 TOKEN = "123456:SECRETtokenSECRETtokenSECRETtoken"
@@ -31,9 +32,7 @@ class BotApi:
     async def answer(self, request: web.Request) -> web.StreamResponse:
         await request.read()
         if self.mode == "close":
-            assert request.transport is not None
-            request.transport.close()
-            return web.Response()  # written to a closed transport: goes nowhere
+            return hang_up(request)
         status = int(self.mode)
         return web.json_response({"ok": False, "error_code": status, "description": f"failed at {request.url}"},
                                  status=status)
@@ -42,16 +41,9 @@ class BotApi:
 @pytest.fixture
 async def bot_api() -> AsyncIterator[BotApi]:
     api = BotApi()
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", api.answer)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    api.url = f"http://127.0.0.1:{runner.addresses[0][1]}"
-    try:
+    async with serving(api.answer) as port:
+        api.url = f"http://127.0.0.1:{port}"
         yield api
-    finally:
-        await runner.cleanup()
 
 
 @pytest.mark.parametrize("mode", ["500", "401", "close"])
