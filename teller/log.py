@@ -18,7 +18,7 @@ from typing import Any, TextIO
 
 import structlog
 
-__all__ = ["configure_logging", "get_logger", "redact", "endpoint_of", "scrub_urls"]
+__all__ = ["configure_logging", "get_logger", "redact", "endpoint_of", "scrub_urls", "redact_text"]
 
 _SECRET_KEYS = re.compile(r"(secret|password|token|mnemonic|private|init_data|initdata|authorization|card_number|key)$", re.I)
 _SAFE_KEYS = frozenset({"idempotency_key", "key", "event_key", "transfer_key"})
@@ -66,6 +66,12 @@ def _endpoint(match: re.Match[str]) -> str:
 def scrub_urls(text: str) -> str:
     """``text`` with every URL in it cut to ``scheme://host[:port]``."""
     return _URL.sub(_endpoint, text) if "://" in text else text
+
+
+def redact_text(text: str) -> str:
+    """What ``redact`` does to a string value, for text shown outside the logs (``/ops/status``)."""
+    text = scrub_urls(text)
+    return _mask_text(text) if _HAS_RUN.search(text) else text
 
 
 def endpoint_of(url: str) -> str:

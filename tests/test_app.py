@@ -40,3 +40,21 @@ async def test_stopping_teller_leaves_a_store_it_was_given_open(store: Any) -> N
     teller = await start_teller(settings_for_tests(chains=[]), store=store)
     await teller.stop()
     assert await store.fetch_one("SELECT COUNT(*) AS n FROM users") == {"n": 0}  # still the caller's, still open
+
+
+async def test_a_crash_text_in_ops_status_carries_no_url_path_nor_card_number() -> None:
+    from types import SimpleNamespace
+
+    from teller.http.ops import status_document
+
+    failure = {"at": "2026-12-01T00:00:00Z",
+               "error": "ClientResponseError: 429 at https://node.example/v3/SECRETKEY?apikey=SECRET2 for 6037991234567893"}
+    tree = {"name": "root", "kind": "supervisor", "state": "running", "restarts": 1, "last_failure": None,
+            "children": [{"name": "chains", "kind": "actor", "state": "running", "restarts": 1,
+                          "last_failure": failure, "children": []}]}
+    services = SimpleNamespace(tree=SimpleNamespace(status=lambda: {"tree": tree}), started_at_s=0.0,
+                               settings=SimpleNamespace(server=SimpleNamespace(node="n1")), extra_status=None)
+    doc = await status_document(services)  # type: ignore[arg-type]
+    error = doc["tree"]["children"][0]["last_failure"]["error"]
+    assert "SECRET" not in error and "/v3/" not in error and "6037991234567893" not in error
+    assert "https://node.example" in error and "603799******7893" in error

@@ -12,6 +12,7 @@ from teller.http.context import SERVICES, Services
 from teller.http.metrics import CONTENT_TYPE
 from teller.http.routing import Route
 from teller.http.schemas import ref
+from teller.log import redact_text
 
 __all__ = ["routes", "status_document"]
 
@@ -39,6 +40,10 @@ async def readyz(request: web.Request) -> web.Response:
 
 async def status_document(services: Services) -> dict[str, Any]:
     tree = services.tree.status()["tree"] if services.tree is not None else _empty_tree()
+    for _, node in _walk(tree):  # a crash's text is not a log line, but it leaves the process the same way
+        failure = node.get("last_failure")
+        if failure and isinstance(failure.get("error"), str):
+            failure["error"] = redact_text(failure["error"])
     doc: dict[str, Any] = {
         "node": services.settings.server.node,
         "uptime_s": round(time.monotonic() - services.started_at_s, 3),
