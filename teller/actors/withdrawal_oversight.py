@@ -21,7 +21,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from teller.actors.withdrawal_steps import payment_problem, refund, settle
-from teller.assets import Asset
+from teller.assets import Asset, AssetRegistry
 from teller.chain.types import Receipt
 from teller.errors import ChainUnavailable, Conflict, NotFound, WithdrawalsFrozen, WithdrawalsPaused
 from teller.storage import StaleWrite, Write
@@ -51,6 +51,7 @@ class Oversight:
     _hot: str
     _paused: bool
     _receipt_misses: dict[int, int]
+    _assets: AssetRegistry
     _signer: Callable[[], Any]
     _asset: Callable[[Row], Asset]
     log: Any
