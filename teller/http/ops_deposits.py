@@ -21,7 +21,7 @@ from aiohttp import web
 from teller.errors import InvalidInput, NotFound
 from teller.http.context import flow_service
 from teller.http.render import rfc3339
-from teller.http.requests import json_object, only_fields, query_int, string_field
+from teller.http.requests import ID_DIGITS_MAX, json_object, only_fields, positive_id, query_int, string_field
 from teller.http.routing import Param, Route
 from teller.http.schemas import ref
 from teller.money import format_amount
@@ -31,7 +31,6 @@ from teller.storage.freezes import REASON_LEN_MAX
 __all__ = ["routes", "reversal_json", "REVERSALS_PAGE_DEFAULT"]
 
 REVERSALS_PAGE_DEFAULT = 50
-ID_DIGITS_MAX = 18  # fits a BIGINT
 STATE_LEN_MAX = 16
 ACTION_LEN_MAX = 16
 _RESOLVE_KEYS = frozenset({"action", "reason"})
@@ -39,13 +38,6 @@ _RESOLVE_KEYS = frozenset({"action", "reason"})
 
 def _service(request: web.Request) -> Any:
     return flow_service(request, "deposits", "deposits")
-
-
-def _id(text: str) -> int | None:
-    """A positive id in decimal, else None."""
-    if text.isascii() and text.isdigit() and len(text) <= ID_DIGITS_MAX and int(text) > 0:
-        return int(text)
-    return None
 
 
 def reversal_json(row: dict[str, Any], *, decimals: int) -> dict[str, Any]:
@@ -66,7 +58,7 @@ async def list_reversals(request: web.Request) -> web.Response:
         raise InvalidInput(f"query parameter 'state' must be one of {', '.join(REVERSAL_STATES)}")
     limit = query_int(request, "limit", default=REVERSALS_PAGE_DEFAULT, low=1, high=REVERSALS_PAGE_MAX)
     after_text = request.query.get("after") or "0"
-    after = 0 if after_text == "0" else _id(after_text)
+    after = 0 if after_text == "0" else positive_id(after_text)
     if after is None:
         raise InvalidInput("query parameter 'after' must be a deposit id")
     rows = await service.repo.reversals(state=state, limit=limit, after_id=after)
@@ -75,7 +67,7 @@ async def list_reversals(request: web.Request) -> web.Response:
 
 async def resolve(request: web.Request) -> web.Response:
     service = _service(request)
-    deposit_id = _id(request.match_info["id"])
+    deposit_id = positive_id(request.match_info["id"])
     if deposit_id is None:
         raise NotFound("no reversed deposit with this id")
     body = await json_object(request)

@@ -16,7 +16,7 @@ from teller.errors import InvalidInput, NotFound
 from teller.flows.base import ask_actor
 from teller.http.context import SERVICES, flow_service
 from teller.http.render import rfc3339
-from teller.http.requests import json_object, only_fields, string_field
+from teller.http.requests import json_object, only_fields, positive_id, string_field
 from teller.http.routing import Param, Route
 from teller.http.schemas import ref
 from teller.http.withdrawals import withdrawal_json
@@ -24,7 +24,6 @@ from teller.storage.freezes import REASON_LEN_MAX, Freezes
 
 __all__ = ["routes", "freeze_json"]
 
-ID_DIGITS_MAX = 18
 ACTIONS = ("settle", "refund")
 _RELEASE_KEYS = frozenset({"reason"})
 _RESOLVE_KEYS = frozenset({"action", "reason"})
@@ -42,10 +41,10 @@ def freeze_json(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def _path_id(request: web.Request, what: str) -> int:
-    text = request.match_info.get("id", "")
-    if not text.isascii() or not text.isdigit() or len(text) > ID_DIGITS_MAX or int(text) == 0:
+    found = positive_id(request.match_info.get("id", ""))
+    if found is None:
         raise NotFound(f"no such {what}")
-    return int(text)
+    return found
 
 
 async def list_freezes(request: web.Request) -> web.Response:

@@ -9,8 +9,10 @@ from aiohttp import web
 
 from teller.errors import InvalidInput, MalformedRequest, PayloadTooLarge
 
-__all__ = ["json_object", "string_field", "query_int", "query_cursor", "only_fields", "CURSOR_DIGITS_MAX"]
+__all__ = ["json_object", "string_field", "query_int", "query_cursor", "only_fields", "positive_id", "CURSOR_DIGITS_MAX",
+           "ID_DIGITS_MAX"]
 
+ID_DIGITS_MAX = 18  # fits a BIGINT
 CURSOR_DIGITS_MAX = 18  # an id below 2**62
 
 
@@ -60,6 +62,13 @@ def query_int(request: web.Request, name: str, *, default: int, low: int, high: 
     if not text.isascii() or not text.isdigit() or not low <= int(text) <= high:
         raise InvalidInput(f"query parameter {name!r} must be an integer from {low} to {high}")
     return int(text)
+
+
+def positive_id(text: str) -> int | None:
+    """A row id given in a path: positive decimal digits that fit a BIGINT, else None (the caller's 404)."""
+    if text.isascii() and text.isdigit() and len(text) <= ID_DIGITS_MAX and int(text) > 0:
+        return int(text)
+    return None
 
 
 def query_cursor(request: web.Request) -> int | None:
