@@ -14,6 +14,7 @@ import pytest
 from aiohttp import web
 
 from tests.deposits.helpers import CHAIN, chain_table, deposit_settings, running, wait_for
+from tests.fixtures.failing_server import serving
 from tests.fixtures.http import OPS_TOKEN
 
 KEY_IN_PATH = "SECRETKEY123"
@@ -27,15 +28,8 @@ async def rate_limited_node() -> AsyncIterator[str]:
         await request.read()
         return web.Response(status=429, text="Too Many Requests")
 
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", answer)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    try:
-        yield f"http://127.0.0.1:{runner.addresses[0][1]}/v3/{KEY_IN_PATH}?apikey={KEY_IN_QUERY}"
-    finally:
-        await runner.cleanup()
+    async with serving(answer) as port:
+        yield f"http://127.0.0.1:{port}/v3/{KEY_IN_PATH}?apikey={KEY_IN_QUERY}"
 
 
 @pytest.mark.parametrize("store_backend", ["sqlite"], indirect=True)
