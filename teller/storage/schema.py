@@ -417,6 +417,16 @@ ALTER SEQUENCE deposits_v5_id_seq RENAME TO deposits_id_seq;
 SELECT setval(pg_get_serial_sequence('deposits', 'id'), COALESCE(MAX(id), 0) + 1, false) FROM deposits;
 """
 
+# The bot's memory of recent Telegram update ids (teller.storage.bot_updates): a webhook or polling
+# redelivery of an update already taken in is dropped, across restarts. Pruned by age and by count.
+_BOT_UPDATES = """
+CREATE TABLE bot_updates (
+    update_id BIGINT PRIMARY KEY,
+    received_at {TS} NOT NULL
+);
+CREATE INDEX bot_updates_received_at ON bot_updates (received_at);
+"""
+
 # The ledger's group commit on PostgreSQL: a whole batch in one round trip. See _pg_function.py.
 from teller.storage._pg_function import APPLY_TRANSFERS_SQL  # noqa: E402 - kept beside its caller
 
@@ -427,4 +437,5 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(4, "money-path safety: incidents, parking, limit locks, freezes, address order", _MONEY_SAFETY),
     Migration(5, "deposits: identity by transfer ordinal, credit key, reversals; address backfill",
               _DEPOSIT_IDENTITY, postgresql_only=_DEPOSIT_IDENTITY_PG),
+    Migration(6, "bot: recent update ids, to drop redelivered updates", _BOT_UPDATES),
 )
