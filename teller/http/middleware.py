@@ -7,7 +7,7 @@ but ``auth/*``, ``openapi.json`` and ``config`` needs a user JWT; ``/ops/*`` nee
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import NamedTuple
 
 from aiohttp import web
@@ -86,9 +86,12 @@ def _bearer(request: web.Request) -> str:
 
 
 def build_middlewares(*, body_size_max_bytes: int, ip_limiter: KeyedRateLimiter, user_limiter: KeyedRateLimiter,
-                      auth: Authenticator, metrics: HttpMetrics) -> list[Middleware]:
+                      auth: Authenticator, metrics: HttpMetrics,
+                      body_size_max_bytes_by_route: Mapping[str, int] | None = None) -> list[Middleware]:
     """One middleware and one coroutine frame per request: metrics around errors around limits and
-    authentication around the handler. Its parts are given here once, not looked up per request."""
+    authentication around the handler. Its parts are given here once, not looked up per request.
+    ``body_size_max_bytes_by_route`` maps a route's template to its own limit (the bot's webhook)."""
+    route_limits = dict(body_size_max_bytes_by_route or {})
     # A plain route's path is its template, so what it needs is decided once, on its first request
     # (one entry per route). A templated, static or unmatched path is judged from the path each time.
     plain_gates: dict[web.PlainResource, _Gate] = {}
@@ -108,8 +111,9 @@ def build_middlewares(*, body_size_max_bytes: int, ip_limiter: KeyedRateLimiter,
     def admit(request: web.Request, gate: _Gate) -> None:
         """Raise unless the request may reach its handler; a user's id goes into the request."""
         content_length = request.content_length
-        if content_length is not None and content_length > body_size_max_bytes:
-            raise PayloadTooLarge(f"the body must be at most {body_size_max_bytes} bytes")
+        limit = route_limits.get(gate.label, body_size_max_bytes)
+        if content_length is not None and content_length > limit:
+            raise PayloadTooLarge(f"the body must be at most {limit} bytes")
         if not gate.ip_limited:
             return
         wait_s = ip_limiter.take(request.remote or "unknown")

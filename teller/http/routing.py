@@ -39,3 +39,4 @@ class Route:
     params: tuple[Param, ...] = ()
     content_type: str = "application/json"
     in_schema: bool = True
+    body_size_max_bytes: int | None = None  # this route's own body limit; None: server.body_size_max_bytes

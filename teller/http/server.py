@@ -34,17 +34,18 @@ def core_routes() -> list[Route]:
 
 def build_app(services: Services, *, extra_routes: Iterable[Route] = ()) -> web.Application:
     server = services.settings.server
+    table = [*core_routes(), *extra_routes]
     app = web.Application(
-        client_max_size=server.body_size_max_bytes,
+        client_max_size=server.body_size_max_bytes,  # a route with its own limit reads through request.clone
         middlewares=build_middlewares(
             body_size_max_bytes=server.body_size_max_bytes,
+            body_size_max_bytes_by_route={r.path: r.body_size_max_bytes for r in table if r.body_size_max_bytes},
             ip_limiter=KeyedRateLimiter(rate_per_s=server.rate_limit_per_ip_per_s, burst=server.rate_limit_burst * 2),
             user_limiter=KeyedRateLimiter(rate_per_s=server.rate_limit_per_user_per_s, burst=server.rate_limit_burst),
             auth=services.auth, metrics=services.metrics,
         ),
     )
     app[SERVICES] = services
-    table = [*core_routes(), *extra_routes]
     document: dict[str, Any] = build_openapi(table, version=API_VERSION)
     app[_OPENAPI] = document
     for route in table:
