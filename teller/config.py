@@ -156,7 +156,8 @@ class IrtSettings:
 class TelegramSettings:
     api_base: str = "https://api.telegram.org"
     mode: str = "off"
-    webhook_secret: str = ""
+    webhook_secret: str = ""       # the X-Telegram-Bot-Api-Secret-Token header (Telegram's secret_token)
+    webhook_path_secret: str = ""  # the webhook URL's last segment; must differ from webhook_secret
     mini_app_url: str = ""
 
     def __repr__(self) -> str:
@@ -204,6 +205,8 @@ _ENV = {
     ("paystar", "refresh_token"): "TELLER_PAYSTAR_REFRESH_TOKEN",
     ("irt", "card_hash_secret"): "TELLER_IRT_CARD_HASH_SECRET",
     ("telegram", "api_base"): "TELLER_TELEGRAM_API",
+    ("telegram", "webhook_secret"): "TELLER_TELEGRAM_WEBHOOK_SECRET",
+    ("telegram", "webhook_path_secret"): "TELLER_TELEGRAM_WEBHOOK_PATH_SECRET",
     ("nats", "url"): "TELLER_NATS_URL",
 }
 _SECTIONS = {"server", "database", "auth", "signer", "chains", "limits", "paystar", "irt", "telegram", "nats"}
@@ -317,10 +320,20 @@ def _validate(section: str, settings: Any) -> None:
             raise ConfigError("auth.ops_token must not be empty")
     if section == "telegram" and settings.mode not in ("off", "polling", "webhook"):
         raise ConfigError("telegram.mode must be one of off, polling, webhook")
-    if section == "telegram" and settings.mode == "webhook" and not settings.webhook_secret:
-        raise ConfigError("telegram.webhook_secret is required when telegram.mode = \"webhook\"")
+    if section == "telegram":
+        _validate_webhook_secrets(settings)
     if section == "database" and not settings.url.startswith(("sqlite://", "postgresql://", "postgres://")):
         raise ConfigError("database.url must start with sqlite:// or postgresql://")
+
+
+def _validate_webhook_secrets(settings: TelegramSettings) -> None:
+    if settings.mode == "webhook":
+        for key in ("webhook_secret", "webhook_path_secret"):
+            if not getattr(settings, key):
+                raise ConfigError(f"telegram.{key} is required when telegram.mode = \"webhook\"")
+    # One value in both places would put the header secret in every logged URL.
+    if settings.webhook_secret and settings.webhook_secret == settings.webhook_path_secret:
+        raise ConfigError("telegram.webhook_path_secret must differ from telegram.webhook_secret")
 
 
 _ASSET_KEYS = {"symbol", "decimals", "contract", "min_withdrawal", "withdrawal_fee"}

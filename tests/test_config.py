@@ -207,3 +207,42 @@ def test_a_float_for_an_int_key_is_refused_not_truncated() -> None:
     with pytest.raises(ConfigError) as caught:
         settings_from_mapping(raw, environ={})
     assert "server.port must be an int, got a float" in str(caught.value)
+
+
+WEBHOOK_HEADER_SECRET = "SECRETheader-0123456789abcdef"
+WEBHOOK_PATH_SECRET = "SECRETpath-0123456789abcdef"
+
+
+@pytest.mark.parametrize("mode", ["webhook", "polling"])
+def test_one_value_as_both_webhook_secrets_is_refused_naming_the_key(mode: str) -> None:
+    raw = {**base(), "telegram": {"mode": mode, "webhook_secret": WEBHOOK_HEADER_SECRET,
+                                  "webhook_path_secret": WEBHOOK_HEADER_SECRET}}
+    with pytest.raises(ConfigError, match="telegram.webhook_path_secret must differ from telegram.webhook_secret") \
+            as refused:
+        settings_from_mapping(raw, environ={})
+    assert WEBHOOK_HEADER_SECRET not in str(refused.value)
+
+
+def test_equal_webhook_secrets_from_the_environment_are_refused() -> None:
+    environ = {"TELLER_TELEGRAM_WEBHOOK_SECRET": WEBHOOK_HEADER_SECRET,
+               "TELLER_TELEGRAM_WEBHOOK_PATH_SECRET": WEBHOOK_HEADER_SECRET}
+    with pytest.raises(ConfigError, match="telegram.webhook_path_secret must differ") as refused:
+        settings_from_mapping({**base(), "telegram": {"mode": "webhook"}}, environ=environ)
+    assert WEBHOOK_HEADER_SECRET not in str(refused.value)
+
+
+@pytest.mark.parametrize("missing", ["webhook_secret", "webhook_path_secret"])
+def test_webhook_mode_needs_both_secrets(missing: str) -> None:
+    telegram = {"mode": "webhook", "webhook_secret": WEBHOOK_HEADER_SECRET, "webhook_path_secret": WEBHOOK_PATH_SECRET}
+    del telegram[missing]
+    with pytest.raises(ConfigError, match=f"telegram.{missing} is required"):
+        settings_from_mapping({**base(), "telegram": telegram}, environ={})
+
+
+def test_webhook_secrets_come_from_the_environment_and_stay_out_of_repr() -> None:
+    environ = {"TELLER_TELEGRAM_WEBHOOK_SECRET": WEBHOOK_HEADER_SECRET,
+               "TELLER_TELEGRAM_WEBHOOK_PATH_SECRET": WEBHOOK_PATH_SECRET}
+    settings = settings_from_mapping({**base(), "telegram": {"mode": "webhook"}}, environ=environ)
+    assert (settings.telegram.webhook_secret, settings.telegram.webhook_path_secret) == (
+        WEBHOOK_HEADER_SECRET, WEBHOOK_PATH_SECRET)
+    assert "SECRET" not in repr(settings.telegram) and "SECRET" not in repr(settings)

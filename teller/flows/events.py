@@ -3,8 +3,9 @@
 Children: ``outbox-relay`` (slot ``outbox-relay``); ``notifier`` and, in ``telegram.mode =
 "polling"``, ``telegram-bot`` (slot ``notifier``). In ``webhook`` mode the bot is the route
 ``POST /telegram/webhook/{secret}`` on Teller's own server (register it with Telegram through
-``teller.telegram.set_webhook``). ``/ops/status`` gains ``events``: the relay's connection and
-last error, parked rows, notification outcomes.
+``teller.telegram.set_webhook``). Either way every update is claimed in ``bot_updates`` first
+(``teller.storage.bot_updates``): a redelivered one gets no second answer. ``/ops/status`` gains
+``events``: the relay's connection and last error, parked rows, notification outcomes.
 
 Overrides (tests): ``events_publisher`` (a ``JetStreamPublisher``, e.g. with its own stream and
 subject prefix), ``telegram_sender``, ``telegram_bot`` (a factory of aiogram ``Bot``), and the
@@ -14,7 +15,7 @@ timings ``outbox_poll_interval_s``, ``outbox_backoff_max_s``, ``notifier_retry_w
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from aiogram import Bot, Dispatcher
@@ -31,10 +32,12 @@ from teller.http.schemas import ref
 from teller.money import format_amount
 from teller.runtime import Call, ChildSpec
 from teller.storage import StorageError
+from teller.storage.bot_updates import BotUpdates
 from teller.storage.notifications import OutboxRows
-from teller.telegram.bot import WEBHOOK_PATH, BalanceRow, build_dispatcher, mount_webhook
+from teller.telegram.bot import BalanceRow, build_dispatcher
 from teller.telegram.sender import build_sender
 from teller.telegram.session import make_bot
+from teller.telegram.webhook import WEBHOOK_BODY_BYTES_MAX, WEBHOOK_PATH, mount_webhook
 
 __all__ = ["build", "RELAY_PATH", "NOTIFIER_PATH", "BOT_PATH"]
 
@@ -67,10 +70,11 @@ def build(ctx: AppContext) -> Flow:
 
     make_bot_: Callable[[], Bot] = overrides.get("telegram_bot") or (
         lambda: make_bot(settings.auth.bot_token, api_base=settings.telegram.api_base))
-    balances_for = _balances_for(ctx)
+    balances_for, claim_update = _balances_for(ctx), _claim_update(BotUpdates(store))
 
     def make_dispatcher() -> Dispatcher:
-        return build_dispatcher(balances_for=balances_for, mini_app_url=settings.telegram.mini_app_url)
+        return build_dispatcher(balances_for=balances_for, claim_update=claim_update,
+                                mini_app_url=settings.telegram.mini_app_url)
 
     notifier_slot: list[Any] = [notifier]
     routes: tuple[Route, ...] = ()
@@ -81,7 +85,8 @@ def build(ctx: AppContext) -> Flow:
             polling_timeout_s=overrides.get("bot_polling_timeout_s", POLLING_TIMEOUT_S))))
     elif settings.telegram.mode == "webhook":
         webhook_bot = make_bot_()
-        routes = (_webhook_route(webhook_bot, make_dispatcher(), settings.telegram.webhook_secret),)
+        routes = (_webhook_route(webhook_bot, make_dispatcher(), path_secret=settings.telegram.webhook_path_secret,
+                                 header_secret=settings.telegram.webhook_secret),)
 
     rows = OutboxRows(store)
 
@@ -127,16 +132,30 @@ def _balances_for(ctx: AppContext) -> Callable[[int], Any]:
     return balances_for
 
 
-def _webhook_route(bot: Bot, dispatcher: Dispatcher, secret: str) -> Route:
-    """mount_webhook's handler (secret check, size bound, Update check, aiogram) as one of our Routes."""
+def _claim_update(updates: BotUpdates) -> Callable[[int], Awaitable[bool]]:
+    async def claim_update(update_id: int) -> bool:
+        try:
+            return await updates.claim(update_id)
+        except StorageError as exc:
+            raise ServiceUnavailable("the bot's update memory is unavailable") from exc
+
+    return claim_update
+
+
+def _webhook_route(bot: Bot, dispatcher: Dispatcher, *, path_secret: str, header_secret: str) -> Route:
+    """mount_webhook's handler (secret checks, size bound, Update check, aiogram) as one of our Routes."""
     scratch = web.Application()
-    mount_webhook(scratch, bot=bot, dispatcher=dispatcher, secret=secret)  # ValueError on a weak secret
+    # ValueError on a weak secret or equal secrets
+    mount_webhook(scratch, bot=bot, dispatcher=dispatcher, path_secret=path_secret, header_secret=header_secret)
     [resource] = [r for r in scratch.router.resources() if r.canonical == WEBHOOK_PATH]
     [handler] = [route.handler for route in resource if route.method == "POST"]
     return Route(
         "POST", WEBHOOK_PATH, handler, "Telegram posts bot updates here (webhook mode)", "telegram",
         security=None, request_schema={"type": "object"},
         params=(Param("secret", "path", {"type": "string"}, required=True,
-                      description="telegram.webhook_secret; any other value is a 404"),),
+                      description="telegram.webhook_path_secret; any other value is a 404"),
+                Param("X-Telegram-Bot-Api-Secret-Token", "header", {"type": "string"}, required=True,
+                      description="telegram.webhook_secret; missing or any other value is a 401"),),
         responses={200: {"type": "object"}, 400: None, 401: None, 404: ref("Error"), 413: ref("Error")},
+        body_size_max_bytes=WEBHOOK_BODY_BYTES_MAX,
     )

@@ -5,13 +5,12 @@ so ``python -m teller.telegram.botapi_server`` runs it cleanly).
 """
 
 from teller.telegram.bot import (
-    WEBHOOK_PATH,
     BalanceRow,
     BalancesFor,
+    ClaimUpdate,
     build_dispatcher,
-    mount_webhook,
+    in_own_private_chat,
     run_polling,
-    set_webhook,
 )
 from teller.telegram.limits import SendLimiter
 from teller.telegram.messages import balances_text, display_amount, message_for
@@ -24,10 +23,12 @@ from teller.telegram.sender import (
     build_sender,
 )
 from teller.telegram.session import make_bot
+from teller.telegram.webhook import WEBHOOK_PATH, mount_webhook, set_webhook
 
 __all__ = [
     "BalanceRow",
     "BalancesFor",
+    "ClaimUpdate",
     "LogSender",
     "MessageSender",
     "SendLimiter",
@@ -39,6 +40,7 @@ __all__ = [
     "build_dispatcher",
     "build_sender",
     "display_amount",
+    "in_own_private_chat",
     "make_bot",
     "message_for",
     "mount_webhook",

@@ -1,62 +1,113 @@
 """The bot: an aiogram Dispatcher answering ``/start`` and ``/balance``, by long polling or webhook.
 
-The bot knows nothing of storage: ``/balance`` calls an injected ``balances_for(telegram_id)``
-that returns rows of (asset, chain or None, available, held) in display units. ``/start`` offers a
-button that opens the Mini App (``telegram.mini_app_url``), or plain text when none is set.
+The bot knows nothing of storage. ``/balance`` calls an injected ``balances_for(telegram_id)``
+that returns rows of (asset, chain or None, available, held) in display units; every update first
+goes through an injected ``claim_update(update_id)`` that is true only the first time an id is
+seen (``teller.storage.bot_updates`` in the app), so a redelivered update gets no second answer.
+``/start`` offers a button that opens the Mini App (``telegram.mini_app_url``), or plain text
+when none is set.
 
-Long polling (dev): ``run_polling``. Webhook (production): ``mount_webhook`` adds
-``POST /telegram/webhook/{secret}`` to Teller's aiohttp app; a wrong path secret is a 404 (the
-route does not exist for a guesser) and, as Telegram sends it, the
-``X-Telegram-Bot-Api-Secret-Token`` header must match too. ``set_webhook`` registers both.
+Every handler of the router answers only in the sender's own private chat
+(:func:`in_own_private_chat`): a group would see the sender's balances, and an update naming a
+victim as ``from`` and the attacker's chat as ``chat`` would carry the victim's balances to the
+attacker. Telegram also refuses a ``web_app`` button outside private chats.
+
+Long polling (dev): ``run_polling``. Webhook (production): ``teller.telegram.webhook``.
 """
 
 from __future__ import annotations
 
-import hmac
-import json
 from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
 
-from aiogram import Bot, Dispatcher, Router
-from aiogram.exceptions import AiogramError
+from aiogram import BaseMiddleware, Bot, Dispatcher, Router
+from aiogram.dispatcher.event.bases import UNHANDLED
 from aiogram.filters import Command, CommandStart
-from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup, Message, WebAppInfo
-from aiogram.webhook.aiohttp_server import SimpleRequestHandler
-from aiohttp import web
+from aiogram.types import (
+    CallbackQuery,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    Message,
+    TelegramObject,
+    Update,
+    WebAppInfo,
+)
 
-from teller.errors import TelegramUnavailable, TellerError
+from teller.errors import TellerError
 from teller.log import get_logger
 from teller.telegram.messages import balances_text
 
 __all__ = [
     "BalanceRow",
     "BalancesFor",
+    "ClaimUpdate",
     "build_dispatcher",
+    "in_own_private_chat",
     "run_polling",
-    "mount_webhook",
-    "set_webhook",
-    "WEBHOOK_PATH",
     "UPDATES_CONCURRENCY_MAX",
 ]
 
 BalanceRow = tuple[str, str | None, str, str]
 BalancesFor = Callable[[int], Awaitable[Sequence[BalanceRow]]]
+ClaimUpdate = Callable[[int], Awaitable[bool]]  # True the first time an update id is seen, ever
 
-WEBHOOK_PATH = "/telegram/webhook/{secret}"
 UPDATES_CONCURRENCY_MAX = 32  # updates handled at once in polling mode
-WEBHOOK_BODY_BYTES_MAX = 256 * 1024  # an Update with a text message is a few KB
-_WEBHOOK_SECRET_LEN_MIN = 16
 START_TEXT = "👋 Welcome to Teller, your wallet in Telegram."
 UNAVAILABLE_TEXT = "Balances are unavailable right now. Please try again in a minute."
 
 
-def build_dispatcher(*, balances_for: BalancesFor, mini_app_url: str = "") -> Dispatcher:
+def in_own_private_chat(event: Message | CallbackQuery) -> bool:
+    """The filter on every handler: the update comes from a private chat whose id is the sender's own.
+
+    Exported so that a router added elsewhere puts it on its observers too
+    (``router.message.filter(in_own_private_chat)``)."""
+    message = event.message if isinstance(event, CallbackQuery) else event
+    sender = event.from_user
+    if message is None or sender is None:  # a channel post, a callback from an inline message
+        return False
+    return message.chat.type == "private" and message.chat.id == sender.id
+
+
+class _DropRepeats(BaseMiddleware):
+    """An outer middleware on updates (webhook and polling alike): claim the id, or drop the update.
+
+    The claim is written before any handler runs, so an update is answered at most once: a process
+    that dies between the claim and its sendMessage leaves that update unanswered (the user sends
+    the command again). The other order, claiming after the send, could answer twice, and a reply
+    is not idempotent. A claim that cannot be written drops the update for the same reason."""
+
+    def __init__(self, claim_update: ClaimUpdate) -> None:
+        self._claim_update = claim_update
+        self._log = get_logger(component="bot")
+
+    async def __call__(self, handler: Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]],
+                       event: TelegramObject, data: dict[str, Any]) -> Any:
+        assert isinstance(event, Update)
+        try:
+            first = await self._claim_update(event.update_id)
+        except TellerError as exc:
+            self._log.warning("bot.update_claim_unavailable", update_id=event.update_id, code=exc.code)
+            return None
+        if not first:
+            self._log.info("bot.update_repeated", update_id=event.update_id)
+            return None
+        result = await handler(event, data)
+        if result is UNHANDLED:  # no handler took it: a group chat, another's chat, an unknown command
+            self._log.debug("bot.update_unhandled", update_id=event.update_id)
+        return result
+
+
+def build_dispatcher(*, balances_for: BalancesFor, claim_update: ClaimUpdate, mini_app_url: str = "") -> Dispatcher:
     dispatcher = Dispatcher()
+    dispatcher.update.outer_middleware(_DropRepeats(claim_update))
     dispatcher.include_router(_build_router(balances_for=balances_for, mini_app_url=mini_app_url))
     return dispatcher
 
 
 def _build_router(*, balances_for: BalancesFor, mini_app_url: str) -> Router:
     router = Router(name="teller")
+    router.message.filter(in_own_private_chat)
+    router.callback_query.filter(in_own_private_chat)
     log = get_logger(component="bot")
 
     @router.message(CommandStart())
@@ -70,8 +121,7 @@ def _build_router(*, balances_for: BalancesFor, mini_app_url: str) -> Router:
 
     @router.message(Command("balance"))
     async def balance(message: Message) -> None:
-        if message.from_user is None:  # channel posts have no sender; nothing to show
-            return
+        assert message.from_user is not None  # in_own_private_chat
         try:
             rows = await balances_for(message.from_user.id)
         except TellerError as exc:
@@ -93,41 +143,3 @@ async def run_polling(bot: Bot, dispatcher: Dispatcher, *, polling_timeout_s: in
         close_bot_session=False,  # the app owns the bot
         tasks_concurrency_limit=UPDATES_CONCURRENCY_MAX,
     )
-
-
-def mount_webhook(app: web.Application, *, bot: Bot, dispatcher: Dispatcher, secret: str) -> str:
-    """Add ``POST /telegram/webhook/{secret}`` to ``app`` (before it starts); returns the route path."""
-    if len(secret) < _WEBHOOK_SECRET_LEN_MIN or not secret.replace("_", "").replace("-", "").isalnum():
-        # An empty or short secret would let anyone post fake updates; Telegram allows [A-Za-z0-9_-].
-        raise ValueError(f"telegram.webhook_secret must be at least {_WEBHOOK_SECRET_LEN_MIN} chars of [A-Za-z0-9_-]")
-    inner = SimpleRequestHandler(dispatcher=dispatcher, bot=bot, secret_token=secret)
-
-    async def handle(request: web.Request) -> web.StreamResponse:
-        if not hmac.compare_digest(request.match_info["secret"].encode(), secret.encode()):
-            raise web.HTTPNotFound()
-        if request.content_length is not None and request.content_length > WEBHOOK_BODY_BYTES_MAX:
-            raise web.HTTPRequestEntityTooLarge(max_size=WEBHOOK_BODY_BYTES_MAX, actual_size=request.content_length)
-        body = await request.read()  # cached by aiohttp: aiogram's request.json() reads it again
-        if len(body) > WEBHOOK_BODY_BYTES_MAX:
-            raise web.HTTPRequestEntityTooLarge(max_size=WEBHOOK_BODY_BYTES_MAX, actual_size=len(body))
-        # aiogram would answer 500 on a body that is not an Update object; bad input is a 400.
-        try:
-            update = json.loads(body)
-        except ValueError:
-            raise web.HTTPBadRequest(text="body is not JSON") from None
-        if not isinstance(update, dict) or not isinstance(update.get("update_id"), int):
-            raise web.HTTPBadRequest(text="body is not a Telegram Update")
-        return await inner.handle(request)
-
-    app.router.add_post(WEBHOOK_PATH, handle)
-    return WEBHOOK_PATH
-
-
-async def set_webhook(bot: Bot, *, public_base_url: str, secret: str) -> str:
-    """Tell Telegram where to post updates (path secret and header secret); returns the URL."""
-    url = f"{public_base_url.rstrip('/')}{WEBHOOK_PATH.format(secret=secret)}"
-    try:
-        await bot.set_webhook(url=url, secret_token=secret, allowed_updates=["message", "callback_query"])
-    except AiogramError as exc:
-        raise TelegramUnavailable("cannot register the webhook", error=type(exc).__name__) from exc
-    return url

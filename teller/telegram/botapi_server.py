@@ -5,10 +5,12 @@ nested values JSON-encoded), answering ``{"ok": true, "result": ...}`` or Telegr
 Methods: getMe, sendMessage, setWebhook, deleteWebhook, getWebhookInfo, getUpdates (long polling
 with offset and timeout), answerCallbackQuery, setMyCommands. Everything received is recorded.
 
-A test (in process, or over HTTP under ``/_test/``) injects user messages, which are served to
-getUpdates or POSTed to the webhook when one is set, and makes a chat answer 429 (with
-``retry_after``) or 403 (bot blocked) on demand. Run standalone with
-``python -m teller.telegram.botapi_server --port 8092``.
+A test (in process, or over HTTP under ``/_test/``) injects user messages (in a private chat or a
+group, from any sender), which are served to getUpdates or POSTed to the webhook when one is set,
+redelivers an update under its same ``update_id`` (as Telegram does after a webhook timeout, or to
+a poller that never confirmed it), and makes a chat answer 429 (with ``retry_after``) or 403 (bot
+blocked) on demand. As Telegram does, a ``web_app`` button is refused outside a private chat.
+Run standalone with ``python -m teller.telegram.botapi_server --port 8092``.
 """
 
 from __future__ import annotations
@@ -71,6 +73,7 @@ class BotApiServer:
         self._message_id = 0
         self._changed = asyncio.Condition()
         self._faults: dict[Any, deque[_Fault]] = {}
+        self._chat_types: dict[Any, str] = {}  # chat id -> "private" | "group" | ..., from injected messages
         self._blocked: set[Any] = set()
         self._webhook_url = ""
         self._webhook_secret = ""
@@ -108,15 +111,19 @@ class BotApiServer:
 
     # ---- the test's controls -----------------------------------------------------------------
     async def inject_message(self, chat_id: int, text: str, *, user_id: int | None = None,
-                             first_name: str = "Tester", username: str | None = None) -> dict[str, Any]:
-        """A user writes ``text`` to the bot; returns the Update as queued."""
+                             chat_type: str = "private", first_name: str = "Tester",
+                             username: str | None = None) -> dict[str, Any]:
+        """A user (``user_id``, by default the chat's own id) writes ``text`` in chat ``chat_id``
+        (``chat_type``: private, group or supergroup); returns the Update as queued."""
         self._message_id += 1
         user = {"id": user_id or chat_id, "is_bot": False, "first_name": first_name}
         if username:
             user["username"] = username
+        chat: dict[str, Any] = {"id": chat_id, "type": chat_type}
+        chat.update({"first_name": first_name} if chat_type == "private" else {"title": "Test group"})
+        self._chat_types[chat_id] = chat_type
         message: dict[str, Any] = {
-            "message_id": self._message_id, "from": user, "date": int(time.time()), "text": text,
-            "chat": {"id": chat_id, "type": "private", "first_name": first_name},
+            "message_id": self._message_id, "from": user, "date": int(time.time()), "text": text, "chat": chat,
         }
         if text.startswith("/"):
             message["entities"] = [{"type": "bot_command", "offset": 0, "length": len(text.split()[0])}]
@@ -129,6 +136,13 @@ class BotApiServer:
             self._updates.append(full)
             self._changed.notify_all()
         return full
+
+    async def redeliver(self, update: Mapping[str, Any]) -> None:
+        """Queue ``update`` again under its own ``update_id``: a webhook gets it posted again; a poller
+        gets it if its offset has not passed it (a new one, after a restart, starts with none)."""
+        async with self._changed:
+            self._updates.append(dict(update))
+            self._changed.notify_all()
 
     def fail(self, chat_id: Any, *, status: int = 429, retry_after_s: int = 1, times: int = 1) -> None:
         """The next ``times`` calls for ``chat_id`` answer ``status`` (429 carries ``retry_after``)."""
@@ -150,6 +164,10 @@ class BotApiServer:
 
     def calls_of(self, method: str) -> list[RecordedCall]:
         return [c for c in self.calls if c.method == method.lower()]
+
+    def calls_of_chat(self, method: str, chat_id: Any) -> list[RecordedCall]:
+        """Calls of ``method`` for ``chat_id``, refused or not."""
+        return [c for c in self.calls_of(method) if c.params.get("chat_id") == chat_id]
 
     async def wait_for_messages(self, count: int, *, chat_id: Any | None = None,
                                 timeout_s: float = 10.0) -> list[dict[str, Any]]:
@@ -220,9 +238,12 @@ class BotApiServer:
         chat_id, text = params["chat_id"], params["text"]
         if not isinstance(text, str) or not 0 < len(text) <= 4096:
             return _error(400, "Bad Request: message text is empty or too long")
+        chat_type = self._chat_types.get(chat_id, "private")
+        if chat_type != "private" and _has_web_app_button(params.get("reply_markup")):
+            return _error(400, "Bad Request: BUTTON_TYPE_INVALID")
         self._message_id += 1
         message = {"message_id": self._message_id, "from": self._bot_user(token), "date": int(time.time()),
-                   "chat": {"id": chat_id, "type": "private"}, "text": text}
+                   "chat": {"id": chat_id, "type": chat_type}, "text": text}
         if isinstance(params.get("reply_markup"), dict):
             message["reply_markup"] = params["reply_markup"]
         return _ok(message)
@@ -369,6 +390,12 @@ def _coerce(params: dict[str, Any]) -> dict[str, Any]:
                 raise ValueError(f"can't parse {key} JSON object") from exc
         out[key] = value
     return out
+
+
+def _has_web_app_button(markup: Any) -> bool:
+    rows = markup.get("inline_keyboard") if isinstance(markup, dict) else None
+    return isinstance(rows, list) and any(
+        isinstance(button, dict) and "web_app" in button for row in rows if isinstance(row, list) for button in row)
 
 
 def _bad_input_is_400(handler: Callable[[web.Request], Awaitable[web.Response]]) -> Callable[[web.Request], Awaitable[web.Response]]:

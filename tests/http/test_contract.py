@@ -32,7 +32,8 @@ async def test_every_contract_route_is_served_and_documented(store: Any, devnet:
                  "native": {"symbol": "ETH", "decimals": 18}}],
         paystar={"base_url": paystar_settings.base_url, "application_id": "a", "access_password": "p",
                  "refresh_token": "r"},
-        telegram={"mode": "webhook", "webhook_secret": "webhook-secret-for-tests"},
+        telegram={"mode": "webhook", "webhook_secret": "webhook-secret-for-tests",
+                  "webhook_path_secret": "webhook-path-secret-for-tests"},
     )
     teller = await start_teller(settings, store=store)
     try:
