@@ -1,4 +1,9 @@
-"""The Mini App page: static HTML, CSS and JavaScript, no build step."""
+"""The Mini App page: static HTML, CSS and JavaScript, no build step.
+
+The page itself (``index.html``) lives beside this module, outside ``static/``, so it is served once,
+at ``/``; ``/static/`` holds only the scripts and the stylesheet. Its security headers come from
+:mod:`teller.http.headers`, as every response's do.
+"""
 
 from __future__ import annotations
 
@@ -8,18 +13,15 @@ from aiohttp import web
 
 from teller.http.routing import Route
 
-__all__ = ["routes", "STATIC_DIR"]
+__all__ = ["PAGE_FILE", "STATIC_DIR", "routes"]
 
 STATIC_DIR = Path(__file__).with_name("static")
+PAGE_FILE = Path(__file__).with_name("index.html")
 
 
 async def index(request: web.Request) -> web.FileResponse:
-    response = web.FileResponse(STATIC_DIR / "index.html")
+    response = web.FileResponse(PAGE_FILE)
     response.headers["Cache-Control"] = "no-cache"
-    response.headers["Content-Security-Policy"] = (
-        "default-src 'self'; script-src 'self' https://telegram.org; img-src 'self' data:; "
-        "style-src 'self' 'unsafe-inline'; connect-src 'self'; frame-ancestors https://web.telegram.org https://*.telegram.org 'self'"
-    )
     return response
 
 

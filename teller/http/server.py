@@ -9,6 +9,7 @@ from aiohttp import web
 
 from teller.http import account, ops, page, signin
 from teller.http.context import SERVICES, Services
+from teller.http.headers import add_security_headers
 from teller.http.middleware import build_middlewares
 from teller.http.openapi import build_openapi
 from teller.http.ratelimit import KeyedRateLimiter
@@ -45,6 +46,7 @@ def build_app(services: Services, *, extra_routes: Iterable[Route] = ()) -> web.
             auth=services.auth, metrics=services.metrics,
         ),
     )
+    app.on_response_prepare.append(add_security_headers)
     app[SERVICES] = services
     document: dict[str, Any] = build_openapi(table, version=API_VERSION)
     app[_OPENAPI] = document
