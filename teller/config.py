@@ -71,7 +71,12 @@ class AuthSettings:
     jwt_secret: str
     ops_token: str
     jwt_ttl_s: int = 900
-    init_data_max_age_s: int = 86400
+    # Init data is good for signing in this long after Telegram issued it (auth_date). Telegram issues
+    # fresh init data every time the wallet is opened, so it is needed only at the opening and to sign
+    # in again when a JWT (jwt_ttl_s) runs out while the wallet stays open; an hour covers a long
+    # session. Anyone who gets hold of init data (a shared link, a screenshot, a log) can sign in as
+    # its user until then, so it is kept short (it was 24 h).
+    init_data_max_age_s: int = 3600
     gateway_secret: str = ""
     dev: bool = False
 

@@ -2,39 +2,81 @@
  * Telegram Mini App integration (window.TellerTelegram).
  *
  * The page never depends on Telegram's SDK being loadable: inside Telegram the init data and the
- * theme also arrive in the URL (#tgWebAppData=…&tgWebAppThemeParams=…), so sign-in works even when
- * telegram.org is unreachable. When the SDK object is present (Telegram's script, or a test's fake
- * injected before the page runs) it is preferred.
+ * theme also arrive in the URL's fragment (#tgWebAppData=…&tgWebAppThemeParams=…), so sign-in works
+ * even when telegram.org is unreachable.
+ *
+ * Init data signs the holder in as the user it names, so this script is careful where it takes it
+ * from. A link such as https://wallet/#tgWebAppData=<someone else's init data> must not sign a plain
+ * browser into that someone's wallet:
+ * - it is read from the fragment only (never the query string, which also travels to the server in
+ *   the request line), and only when Telegram is really the host (telegramIsHost below);
+ * - every tgWebApp* parameter is taken out of the address bar as soon as this script runs (it is the
+ *   first script of the page), before any request and before any other script can read it; the page
+ *   keeps what it needs in memory.
  */
 (function () {
   "use strict";
 
   var SDK_URL = "https://telegram.org/js/telegram-web-app.js";
   var SDK_LOAD_TIMEOUT_MS = 3000;
+  var LAUNCH_PARAM_RE = /^tgWebApp/;
 
-  function urlParams() {
-    var merged = new URLSearchParams(window.location.search);
-    new URLSearchParams(window.location.hash.replace(/^#/, "")).forEach(function (value, key) {
-      merged.set(key, value);
-    });
-    return merged;
+  /*
+   * Is a Telegram client hosting this page? Telegram talks to a Mini App through exactly one of three
+   * transports, the ones its own SDK uses to post events: the mobile clients inject
+   * window.TelegramWebviewProxy, the desktop clients window.external.notify, and the web clients
+   * frame the page and exchange postMessage. A plain browser has none of them, and a page cannot be
+   * framed by anyone but Telegram's web client: the server's CSP says frame-ancestors
+   * https://web.telegram.org (teller/http/headers.py). So being framed is proof enough.
+   *
+   * What is NOT proof: window.Telegram.WebApp.initData being set. Telegram's SDK script fills it in
+   * from the URL fragment in any browser, so it says no more than the crafted link itself. The SDK's
+   * value is used only after this check has passed.
+   */
+  function telegramIsHost() {
+    if (window.TelegramWebviewProxy && typeof window.TelegramWebviewProxy.postEvent === "function") return true;
+    if (window.external && "notify" in window.external) return true;
+    return window.parent !== window;
   }
+
+  // Read the launch parameters from the fragment, then drop every tgWebApp* parameter from the URL
+  // (fragment and query string) without a reload or a new history entry.
+  function takeLaunchParams() {
+    var url = new URL(window.location.href);
+    var fragment = new URLSearchParams(url.hash.replace(/^#/, ""));
+    var taken = { initData: fragment.get("tgWebAppData") || "", themeParams: fragment.get("tgWebAppThemeParams") || "" };
+    var changed = false;
+    [url.searchParams, fragment].forEach(function (params) {
+      Array.from(params.keys()).forEach(function (key) {
+        if (LAUNCH_PARAM_RE.test(key)) { params.delete(key); changed = true; }
+      });
+    });
+    if (changed) {
+      url.hash = fragment.toString();
+      try { window.history.replaceState(window.history.state, "", url.pathname + url.search + url.hash); }
+      catch (err) { window.location.hash = url.hash; } // no History API: at least overwrite the fragment
+    }
+    return taken;
+  }
+
+  var launch = takeLaunchParams();
+  var hostIsTelegram = telegramIsHost();
 
   function webApp() {
     return (window.Telegram && window.Telegram.WebApp) || null;
   }
 
-  // Raw init data (the signed query string the server validates), or "" outside Telegram.
+  // Raw init data (the signed query string the server validates), or "" unless Telegram hosts the page.
   function initData() {
+    if (!hostIsTelegram) return "";
     var app = webApp();
     if (app && app.initData) return String(app.initData);
-    return urlParams().get("tgWebAppData") || "";
+    return launch.initData;
   }
 
   function urlThemeParams() {
-    var raw = urlParams().get("tgWebAppThemeParams");
-    if (!raw) return null;
-    try { return JSON.parse(raw); } catch (err) { return null; }
+    if (!launch.themeParams) return null;
+    try { return JSON.parse(launch.themeParams); } catch (err) { return null; }
   }
 
   function isDark(hex) {
@@ -91,7 +133,7 @@
       if (typeof app.ready === "function") app.ready();
       if (typeof app.expand === "function") app.expand();
       if (typeof app.onEvent === "function") app.onEvent("themeChanged", applyTheme);
-    } else if (urlParams().get("tgWebAppData")) {
+    } else if (hostIsTelegram) {
       postEvent("web_app_ready");
       postEvent("web_app_expand");
       loadSdkInBackground();
