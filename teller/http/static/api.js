@@ -4,8 +4,10 @@
  * - Every failure becomes an ApiError {status, code, message}: the API's own error body when there
  *   is one, a fixed human sentence otherwise. Callers show `message`, never a raw body.
  * - The bearer token lives in memory and in sessionStorage (this tab only). A 401 on any route but
- *   sign-in triggers one re-sign-in through the `reauthenticate` callback, then one retry with the
- *   same headers, so a retried withdrawal keeps its Idempotency-Key.
+ *   sign-in triggers a re-sign-in through the `reauthenticate` callback, then one retry with the
+ *   same headers, so a retried withdrawal keeps its Idempotency-Key. All requests that fail while
+ *   the token is the same share one re-sign-in (one promise in flight), so a refresh of five
+ *   sections signs in once, not five times.
  */
 (function () {
   "use strict";
@@ -46,6 +48,7 @@
   function createClient() {
     var token = readToken();
     var reauthenticate = null;
+    var reauthInFlight = null; // the one re-sign-in every 401'd caller waits for
 
     function setToken(value) {
       token = value || "";
@@ -81,14 +84,24 @@
       throw new ApiError(response.status, code, message);
     }
 
+    function signInAgain() {
+      if (!reauthInFlight) {
+        setToken("");
+        reauthInFlight = Promise.resolve().then(reauthenticate).finally(function () { reauthInFlight = null; });
+      }
+      return reauthInFlight;
+    }
+
     async function request(method, path, options) {
       options = options || {};
+      var sentWith = token;
       try {
         return await send(method, path, options);
       } catch (err) {
         if (!(err instanceof ApiError) || err.status !== 401 || path === AUTH_PATH || !reauthenticate) throw err;
-        setToken("");
-        await reauthenticate(); // throws when signing in again is not possible
+        // Sign in again unless another caller already did since this request left (then just retry).
+        // Throws when signing in again is not possible; every waiting caller gets that error.
+        if (reauthInFlight || token === sentWith) await signInAgain();
         return send(method, path, options);
       }
     }

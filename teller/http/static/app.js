@@ -11,10 +11,14 @@
   var T = window.TellerTelegram;
   var ApiError = window.TellerApi.ApiError;
   var REFRESH_INTERVAL_MS = 20000;
+  // Sign-in answers after which only Telegram can help: new init data comes only with a reopened wallet.
+  var SESSION_OVER_CODES = ["expired_init_data", "invalid_init_data"];
+  var SESSION_OVER_MESSAGE = "Your wallet session has ended. Close the wallet and open it again from the bot.";
   var DEV_ID_KEY = "teller.devTelegramId";
   var api = window.TellerApi.createClient();
   var state = { config: { dev: false }, assets: [], balances: [], addresses: {}, chain: null };
   var withdraw = null;
+  var refreshTimer = null;
 
   function byId(id) { return document.getElementById(id); }
 
@@ -190,10 +194,44 @@
     return Promise.all([loadBalances(), loadActivity()]);
   }
 
+  function startPolling() {
+    if (refreshTimer !== null) return;
+    refreshTimer = setInterval(function () {
+      if (document.visibilityState === "visible" && !byId("screen-wallet").hidden) refreshAll();
+    }, REFRESH_INTERVAL_MS);
+  }
+
+  // The Telegram session is over (its init data expired): no more polling or signing in, nothing of
+  // the wallet left on screen, and words that say what to do.
+  function endSession() {
+    clearInterval(refreshTimer);
+    refreshTimer = null;
+    api.signOut();
+    api.onUnauthorized(function () { throw new ApiError(401, "session_ended", SESSION_OVER_MESSAGE); });
+    state.balances = [];
+    state.addresses = {};
+    ["balance-list", "activity-list", "deposit-qr", "card-list", "irt-info"].forEach(function (id) { V.clear(byId(id)); });
+    byId("deposit-address").textContent = "";
+    showSignIn(SESSION_OVER_MESSAGE);
+  }
+
+  // Re-sign in with Telegram's init data; when the server says it is no longer good, end the session.
+  function telegramReauthenticator(initData) {
+    return async function () {
+      try {
+        return await api.signInWithInitData(initData);
+      } catch (err) {
+        if (err instanceof ApiError && SESSION_OVER_CODES.indexOf(err.code) >= 0) endSession();
+        throw err;
+      }
+    };
+  }
+
   async function enterWallet(user) {
     byId("who-name").textContent = user ? (user.first_name || user.username || "") : "";
     byId("sign-out").hidden = !state.config.dev;
     showScreen("wallet");
+    startPolling();
     await Promise.all([loadBalances(), loadAssets(), loadActivity(), loadRial()]);
   }
 
@@ -243,9 +281,6 @@
       showSignIn("");
     });
     withdraw = window.TellerWithdraw.mount({ api: api, balances: function () { return state.balances; }, onDone: refreshAll });
-    setInterval(function () {
-      if (document.visibilityState === "visible" && !byId("screen-wallet").hidden) refreshAll();
-    }, REFRESH_INTERVAL_MS);
   }
 
   async function boot() {
@@ -260,7 +295,7 @@
     };
     try {
       if (initData) {
-        api.onUnauthorized(function () { return api.signInWithInitData(initData); });
+        api.onUnauthorized(telegramReauthenticator(initData));
         await enterWallet(await api.signInWithInitData(initData));
       } else if (state.config.dev && storedDevId() && api.hasToken()) {
         var devId = storedDevId();
@@ -271,7 +306,8 @@
         showSignIn("");
       }
     } catch (err) {
-      showSignIn(initData
+      if (initData && err instanceof ApiError && SESSION_OVER_CODES.indexOf(err.code) >= 0) endSession();
+      else showSignIn(initData
         ? "We couldn't verify your Telegram sign-in. Close the wallet and open it again from the bot."
         : err.message);
     }
