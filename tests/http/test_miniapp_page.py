@@ -10,16 +10,23 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from pathlib import Path
 from typing import Any
 from unittest import mock
-from urllib.parse import quote, urlsplit
+from urllib.parse import urlsplit
 
 import pytest
 import segno
 from segno import encoder as segno_encoder
 
-from tests.fixtures.browser import PHONE_VIEWPORT, MiniAppSite, SiteFactory, build_init_data
+from tests.fixtures.browser import (
+    INIT_DATA_MAX_AGE_S,
+    PHONE_VIEWPORT,
+    MiniAppSite,
+    SiteFactory,
+    build_init_data,
+)
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 RECIPIENT = "0x8ba1f109551bD432803012645Ac136ddd64DBA72"
@@ -54,9 +61,18 @@ READ_QR_JS = """async (scale) => {
 }"""
 
 
-def fake_telegram_script(init_data: str, *, theme: dict[str, str] | None = None, scheme: str = "light") -> str:
-    """A stand-in for Telegram's SDK object, present before the page's scripts run."""
-    return f"""
+# What Telegram's mobile clients inject into the page before it runs: the bridge the page talks to.
+TELEGRAM_HOST_SCRIPT = """
+  window.__hostEvents = [];
+  window.TelegramWebviewProxy = { postEvent(type, data) { window.__hostEvents.push(type); } };
+"""
+
+
+def fake_telegram_script(init_data: str, *, theme: dict[str, str] | None = None, scheme: str = "light",
+                         host: bool = True) -> str:
+    """A stand-in for Telegram's SDK object, present before the page's scripts run; with ``host``
+    inside a Telegram client, without it the SDK's object as it is in any browser given the link."""
+    return (TELEGRAM_HOST_SCRIPT if host else "") + f"""
       window.__telegramCalls = [];
       window.Telegram = {{ WebApp: {{
         initData: {json.dumps(init_data)}, initDataUnsafe: {{}}, themeParams: {json.dumps(theme or {})},
@@ -303,12 +319,6 @@ async def test_without_telegram_and_without_dev_mode_it_asks_to_open_telegram(ch
     assert await page.get_attribute("#open-in-telegram", "href") == "https://t.me/teller_test_bot"
 
 
-async def test_init_data_from_the_url_fragment_signs_in(chromium: Any, miniapp_server: MiniAppSite) -> None:
-    init_data = build_init_data(bot_token=miniapp_server.bot_token, user=miniapp_server.telegram_user)
-    session = await open_page(chromium, miniapp_server, url_suffix="#tgWebAppData=" + quote(init_data, safe="") + "&tgWebAppVersion=7.0")
-    await session.page.wait_for_selector("#screen-wallet:not([hidden]) .asset-row")
-
-
 async def test_signs_in_again_when_the_token_expires(chromium: Any, miniapp_server: MiniAppSite) -> None:
     if miniapp_server.standin is None:
         pytest.skip("needs the stand-in server to expire tokens")
@@ -326,3 +336,50 @@ async def test_signs_in_again_when_the_token_expires(chromium: Any, miniapp_serv
     keys = [r.headers.get("idempotency-key") for r in sent]
     assert len(keys) == 2 and keys[0] == keys[1]  # the retry after signing in again reuses the key
     assert [key for key, _ in miniapp_server.standin.withdrawal_requests] == keys[:1]
+
+
+# Counts the page's calls to fetch, synchronously, so a test can tell what a timer tick sent.
+COUNT_FETCHES_SCRIPT = """
+  window.__fetches = [];
+  const realFetch = window.fetch;
+  window.fetch = function (url, init) { window.__fetches.push(String(url)); return realFetch.apply(this, arguments); };
+"""
+
+
+async def test_an_expired_telegram_session_ends_once_and_says_to_reopen_from_the_bot(
+        chromium: Any, miniapp_server: MiniAppSite) -> None:
+    if miniapp_server.standin is None:
+        pytest.skip("needs the stand-in server to move its clock")
+    init_data = build_init_data(bot_token=miniapp_server.bot_token, user=miniapp_server.telegram_user)
+    context = await chromium.new_context(viewport=PHONE_VIEWPORT, is_mobile=True)
+    page = await context.new_page()
+    await page.clock.install()
+    await page.add_init_script(script=fake_telegram_script(init_data) + COUNT_FETCHES_SCRIPT)
+    await page.goto(miniapp_server.base_url + "/")
+    await page.wait_for_selector("#screen-wallet:not([hidden]) .asset-row")
+    await page.wait_for_selector("#deposit-qr svg")
+    # The wallet stays open past the JWT's life and the init data's: both are refused now.
+    miniapp_server.standin.advance_clock(INIT_DATA_MAX_AGE_S + 1)
+    await page.click("#refresh")  # five sections ask at once; each gets a 401
+    await page.wait_for_selector("#screen-signin:not([hidden])")
+    assert "open it again from the bot" in await page.locator("#signin-error").inner_text()
+    assert await page.locator("#screen-wallet").is_hidden()
+    assert await page.locator(".asset-row").count() == 0  # no stale balances left behind
+    assert await page.locator("#deposit-address").inner_text() == ""
+    assert miniapp_server.standin.auth_requests == ["init_data", "init_data"]  # one shared re-sign-in
+
+    fetches = await page.evaluate("window.__fetches.length")
+    await page.clock.run_for(10 * 60 * 1000)  # ten minutes of the page's timers: no polling, no sign-in
+    assert await page.evaluate("window.__fetches.length") == fetches
+    assert miniapp_server.standin.auth_requests == ["init_data", "init_data"]
+    await context.close()
+
+
+async def test_a_session_that_was_already_expired_at_opening_says_to_reopen_from_the_bot(
+        chromium: Any, miniapp_server: MiniAppSite) -> None:
+    """A guard, not a regression test: the opening sign-in said this before the session handling changed."""
+    init_data = build_init_data(bot_token=miniapp_server.bot_token, user=miniapp_server.telegram_user,
+                                auth_date=int(time.time()) - INIT_DATA_MAX_AGE_S - 60)
+    page = (await open_page(chromium, miniapp_server, init_script=fake_telegram_script(init_data))).page
+    await page.wait_for_selector("#screen-signin:not([hidden])")
+    assert "open it again from the bot" in await page.locator("#signin-error").inner_text()
