@@ -82,6 +82,22 @@ async def test_inside_telegram_the_fragment_signs_in_and_leaves_the_address_bar(
     assert not [error for error in session.console_errors if "Content Security Policy" in error]
 
 
+async def test_framed_by_telegrams_web_client_the_fragment_signs_in(chromium: Any, miniapp_server: MiniAppSite) -> None:
+    """The third host transport (a guard: the page signed in here before too). Playwright serves
+    https://web.telegram.org, the one origin the CSP lets frame the page."""
+    assert miniapp_server.standin is not None
+    init_data = _link_init_data(miniapp_server)
+    wallet_url = miniapp_server.base_url + "/#tgWebAppData=" + quote(init_data, safe="") + "&tgWebAppVersion=7.0"
+    page = await (await chromium.new_context()).new_page()
+    await page.route("https://web.telegram.org/**", lambda route: route.fulfill(
+        content_type="text/html", body=f'<iframe src="{wallet_url}"></iframe>'))
+    await page.goto("https://web.telegram.org/k/")
+    wallet = page.frames[1]
+    await wallet.wait_for_selector("#screen-wallet:not([hidden]) .asset-row")
+    assert await wallet.evaluate("location.href") == miniapp_server.base_url + "/"
+    assert miniapp_server.standin.auth_requests == ["init_data"]
+
+
 # --- the real server's headers ---
 
 @pytest.fixture
