@@ -82,6 +82,29 @@ async def test_inside_telegram_the_fragment_signs_in_and_leaves_the_address_bar(
     assert not [error for error in session.console_errors if "Content Security Policy" in error]
 
 
+async def test_a_reload_inside_telegram_signs_in_again_and_a_plain_tab_never_reads_what_it_kept(
+        chromium: Any, miniapp_server: MiniAppSite) -> None:
+    """Telegram's "Reload page" reloads the bare URL (the fragment was dropped): the launch parameters kept
+    for this tab (sessionStorage) sign in again, but only while a Telegram client hosts the page."""
+    assert miniapp_server.standin is not None
+    init_data = _link_init_data(miniapp_server)
+    # The host's transport is there until the test says otherwise (for the same tab's last reload).
+    host_unless_told = "if (!sessionStorage.getItem('test.noHost')) {" + TELEGRAM_HOST_SCRIPT + "}"
+    session = await open_page(chromium, miniapp_server, init_script=host_unless_told,
+                              url_suffix="#tgWebAppData=" + quote(init_data, safe=""))
+    page = session.page
+    await page.wait_for_selector("#screen-wallet:not([hidden]) .asset-row")
+    await page.reload()
+    await page.wait_for_selector("#screen-wallet:not([hidden]) .asset-row")
+    assert await page.evaluate("location.href") == miniapp_server.base_url + "/"
+    assert miniapp_server.standin.auth_requests == ["init_data", "init_data"]
+    # The same tab, what it kept still there, but no Telegram client hosting it: no sign-in.
+    await page.evaluate("sessionStorage.setItem('test.noHost', '1')")
+    await page.reload()
+    await page.wait_for_selector("#signin-telegram:not([hidden])")
+    assert miniapp_server.standin.auth_requests == ["init_data", "init_data"]
+
+
 async def test_framed_by_telegrams_web_client_the_fragment_signs_in(chromium: Any, miniapp_server: MiniAppSite) -> None:
     """The third host transport (a guard: the page signed in here before too). Playwright serves
     https://web.telegram.org, the one origin the CSP lets frame the page."""

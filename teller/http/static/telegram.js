@@ -12,7 +12,7 @@
  *   the request line), and only when Telegram is really the host (telegramIsHost below);
  * - every tgWebApp* parameter is taken out of the address bar as soon as this script runs (it is the
  *   first script of the page), before any request and before any other script can read it; the page
- *   keeps what it needs in memory.
+ *   keeps what it needs in memory, and for a reload inside Telegram in this tab's sessionStorage.
  */
 (function () {
   "use strict";
@@ -59,8 +59,27 @@
     return taken;
   }
 
-  var launch = takeLaunchParams();
+  // Telegram's "Reload page" reloads the address without the fragment this script dropped. The launch
+  // parameters are kept for this tab alone (sessionStorage: one tab, one origin, gone with the tab, as
+  // Telegram's own SDK keeps them) and read back only while a Telegram client hosts the page: a plain
+  // browser never gets past telegramIsHost, and a link cannot write a tab's sessionStorage.
+  var KEPT_LAUNCH_KEY = "teller.launch";
+
+  function keptLaunch(taken, hosted) {
+    if (!hosted) return taken;
+    try {
+      if (taken.initData) {
+        window.sessionStorage.setItem(KEPT_LAUNCH_KEY, JSON.stringify(taken));
+        return taken;
+      }
+      var kept = JSON.parse(window.sessionStorage.getItem(KEPT_LAUNCH_KEY) || "null");
+      if (kept && typeof kept.initData === "string" && typeof kept.themeParams === "string") return kept;
+    } catch (err) { /* storage refused or garbled: sign in as without it */ }
+    return taken;
+  }
+
   var hostIsTelegram = telegramIsHost();
+  var launch = keptLaunch(takeLaunchParams(), hostIsTelegram);
 
   function webApp() {
     return (window.Telegram && window.Telegram.WebApp) || null;
