@@ -1,7 +1,12 @@
 """The assets Teller holds, derived once from settings: ledger codes, display units, chains.
 
 A ledger asset code is ``"{chain}:{symbol}"`` for chain assets (``"ethereum:USDT"``) and ``"IRT"``
-for rials, so that the same symbol on two chains never shares a balance.
+for Iranian money, so that the same symbol on two chains never shares a balance.
+
+``IRT`` is the toman, as in Iranian payment APIs (``IRR`` is the rial), and 1 toman = 10 rials. Banks and
+Paystar report rials, so the ledger keeps IRT exact with the rial as its minor unit: ``IRT_DECIMALS = 1``.
+A line of 1,500,005 rials is ``amount_minor`` 1500005, shown as "150000.5" tomans; nothing is rounded.
+This constant is the one source of IRT's decimals: everything that formats or parses IRT reads it.
 """
 
 from __future__ import annotations
@@ -11,9 +16,10 @@ from dataclasses import dataclass
 from teller.config import Settings
 from teller.errors import UnknownAsset, UnknownChain
 
-__all__ = ["Asset", "AssetRegistry", "IRT_CODE"]
+__all__ = ["Asset", "AssetRegistry", "IRT_CODE", "IRT_DECIMALS"]
 
 IRT_CODE = "IRT"
+IRT_DECIMALS = 1  # the toman, in rials: 1 toman = 10 rials (module docstring)
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,7 +56,7 @@ class AssetRegistry:
         ]
         if settings.irt is not None:
             assets.append(Asset(
-                code=IRT_CODE, symbol="IRT", chain=None, decimals=0, contract=None,
+                code=IRT_CODE, symbol="IRT", chain=None, decimals=IRT_DECIMALS, contract=None,
                 min_withdrawal_minor=0, withdrawal_fee_minor=0, confirmations=None,
             ))
         return cls(assets)

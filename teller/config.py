@@ -36,7 +36,6 @@ __all__ = [
     "settings_from_mapping",
 ]
 
-IRT_DECIMALS = 0
 JWT_SECRET_LEN_MIN = 32
 _TOML_POSITION = re.compile(r"\(at (line \d+, column \d+|end of document)\)")
 

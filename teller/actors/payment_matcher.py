@@ -26,7 +26,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from teller.assets import IRT_CODE
+from teller.assets import IRT_CODE, IRT_DECIMALS
 from teller.errors import (
     AlreadyCredited,
     CardExists,
@@ -49,7 +49,6 @@ __all__ = ["PaymentMatcher", "CARDS_PER_USER_MAX", "MATCHER_MAILBOX_MAX", "line_
 
 CARDS_PER_USER_MAX = 10
 MATCHER_MAILBOX_MAX = 2_000  # a statement page (500) plus card registrations and ops calls
-IRT_DECIMALS = 0
 
 # Outcomes of handle_line, for logs, tests and the sync's counters.
 MATCHED, UNMATCHED, DUPLICATE = "matched", "unmatched", "duplicate"

@@ -6,6 +6,7 @@ from typing import Any
 
 from aiohttp import web
 
+from teller.assets import IRT_DECIMALS
 from teller.flows.base import ask_actor
 from teller.http.context import SERVICES, flow_service
 from teller.http.middleware import USER_ID
@@ -19,7 +20,6 @@ __all__ = ["routes", "irt_service", "card_json", "DEPOSITS_PAGE_MAX"]
 
 DEPOSITS_PAGE_MAX = 100
 DEPOSITS_PAGE_DEFAULT = 50
-IRT_DECIMALS = 0
 
 
 def irt_service(request: web.Request) -> Any:

@@ -6,6 +6,7 @@ from typing import Any
 
 from aiohttp import web
 
+from teller.assets import IRT_DECIMALS
 from teller.errors import InvalidInput, NotFound
 from teller.flows.base import ask_actor
 from teller.http.context import SERVICES
@@ -26,7 +27,8 @@ ID_MAX = 2**63 - 1
 
 def line_json(line: Any) -> dict[str, Any]:
     return {
-        "id": str(line.id), "bank_reference": line.bank_reference, "amount": format_amount(line.amount_minor, 0),
+        "id": str(line.id), "bank_reference": line.bank_reference,
+        "amount": format_amount(line.amount_minor, IRT_DECIMALS),
         "source_iban": line.source_iban, "source_card_masked": line.source_card_masked,
         "occurred_at": rfc3339(line.occurred_at), "status": line.status,
         "user_id": None if line.user_id is None else str(line.user_id), "created_at": rfc3339(line.created_at),

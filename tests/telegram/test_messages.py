@@ -23,7 +23,7 @@ EXPECTED = {
     EventType.WITHDRAWAL_BROADCAST: "📤 Withdrawal sent: 3 USDT on bsc to 0x1234…abcd. Waiting for confirmations.",
     EventType.WITHDRAWAL_CONFIRMED: "✅ Withdrawal confirmed: 3 USDT on bsc to 0x1234…abcd",
     EventType.WITHDRAWAL_FAILED: "❌ Withdrawal failed: 3 USDT on bsc (reverted). The amount is back in your balance.",
-    EventType.IRT_CREDITED: "✅ Rial payment credited: 1,500,000 IRT",
+    EventType.IRT_CREDITED: "✅ Rial payment credited: 150,000 tomans (1,500,000 rials)",
     EventType.CARD_VERIFIED: "✅ Card verified: 603799******1234. Payments from it will be credited to you.",
 }
 
@@ -54,9 +54,9 @@ def test_display_amount_never_changes_a_digit(amount: str) -> None:
 
 
 def test_balances_text() -> None:
-    text = balances_text([("USDT", "ethereum", "10.5", "2"), ("ETH", "ethereum", "0.25", "0"), ("IRT", None, "1500000", "0")])
+    text = balances_text([("USDT", "ethereum", "10.5", "2"), ("ETH", "ethereum", "0.25", "0"), ("IRT", None, "150000.5", "0")])
     assert text == ("💰 Your balances:\n• 10.5 USDT on ethereum (+2 held for withdrawals)\n"
-                    "• 0.25 ETH on ethereum\n• 1,500,000 IRT")
+                    "• 0.25 ETH on ethereum\n• 150,000.5 tomans")
     assert "no balances" in balances_text([])
 
 

@@ -10,10 +10,17 @@
     optimism: "Optimism", base: "Base", sepolia: "Sepolia", anvil: "Anvil (dev)",
   };
   var DECIMAL_RE = /^(\d+)(?:\.(\d+))?$/;
+  // The unit a user reads after an amount, where it is not the asset's symbol. The API's IRT is the
+  // toman (1 toman = 10 rials) and its amounts are already in tomans: only the label changes here.
+  var UNIT_NAMES = { IRT: "Toman" };
 
   function chainName(chain) {
     if (!chain) return "Bank transfer";
     return CHAIN_NAMES[chain] || chain.charAt(0).toUpperCase() + chain.slice(1);
+  }
+
+  function unit(asset) {
+    return UNIT_NAMES[asset] || String(asset);
   }
 
   // "1250000" -> "1,250,000"; "10.5" -> "10.5". Purely textual, so no digit is ever rounded.
@@ -79,7 +86,7 @@
   }
 
   window.TellerFormat = {
-    chainName: chainName, amount: amount, toMinor: toMinor, fromMinor: fromMinor,
+    chainName: chainName, unit: unit, amount: amount, toMinor: toMinor, fromMinor: fromMinor,
     shortHash: shortHash, dateTime: dateTime, card: card, iban: iban, luhnValid: luhnValid,
   };
 })();

@@ -57,11 +57,11 @@
     }
     balances.forEach(function (b) {
       var held = F.toMinor(b.held, b.decimals);
-      var label = b.asset + " on " + F.chainName(b.chain);
+      var label = F.unit(b.asset) + " on " + F.chainName(b.chain);
       list.appendChild(h("li", { className: "asset-row", "data-asset": b.asset, "data-chain": b.chain || "" },
         assetIcon(b.asset),
         h("span", { className: "asset-name" },
-          h("strong", { text: b.asset }),
+          h("strong", { text: F.unit(b.asset) }),
           h("span", { className: "hint", text: F.chainName(b.chain) })),
         h("span", { className: "asset-amount" },
           h("strong", { className: "num balance-available", "aria-label": label + " available: " + b.available, text: F.amount(b.available) }),
