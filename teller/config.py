@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from teller.errors import InvalidAmount
+from teller.events.schema import SUBJECT_PREFIX, check_subject_prefix
 from teller.log import endpoint_of
 from teller.money import parse_amount
 
@@ -173,9 +174,11 @@ class TelegramSettings:
 class NatsSettings:
     url: str = ""
     stream: str = "TELLER"
+    subject_prefix: str = SUBJECT_PREFIX  # events go to "<subject_prefix>.<type>"; "teller.events" before issue 15
 
     def __repr__(self) -> str:  # nats://user:password@host
-        return f"NatsSettings(url={endpoint_of(self.url)!r}, stream={self.stream!r})"
+        return f"NatsSettings(url={endpoint_of(self.url)!r}, stream={self.stream!r}, " \
+               f"subject_prefix={self.subject_prefix!r})"
 
 
 @dataclass(frozen=True, slots=True)
@@ -326,6 +329,11 @@ def _validate(section: str, settings: Any) -> None:
         raise ConfigError("telegram.mode must be one of off, polling, webhook")
     if section == "telegram":
         _validate_webhook_secrets(settings)
+    if section == "nats":
+        try:
+            check_subject_prefix(settings.subject_prefix)
+        except ValueError as exc:
+            raise ConfigError(f"nats.subject_prefix: {exc}") from None
     if section == "database" and not settings.url.startswith(("sqlite://", "postgresql://", "postgres://")):
         raise ConfigError("database.url must start with sqlite:// or postgresql://")
 

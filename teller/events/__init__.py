@@ -5,9 +5,11 @@ from teller.events.schema import (
     EVENT_ID_LEN_MAX,
     EVENT_JSON_BYTES_MAX,
     EVENT_REQUIRED_KEYS,
+    LEGACY_SUBJECT_PREFIX,
     SUBJECT_PREFIX,
     Event,
     EventType,
+    check_subject_prefix,
     new_event_id,
 )
 
@@ -18,6 +20,8 @@ __all__ = [
     "EVENT_ID_LEN_MAX",
     "EVENT_JSON_BYTES_MAX",
     "SUBJECT_PREFIX",
+    "LEGACY_SUBJECT_PREFIX",
+    "check_subject_prefix",
     "new_event_id",
     "JetStreamPublisher",
     "PublishResult",

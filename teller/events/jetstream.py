@@ -8,6 +8,11 @@ events whose acks arrived: only those may be marked delivered. ``send_batch`` sp
 (a ``SentBatch`` whose ``result()`` gathers the acks later), so a caller can prepare its next batch
 while JetStream stores this one: the relay's pipeline. ``publish_batch`` is both at once.
 
+The stream captures ``<subject_prefix>.>``. A stream of that name that does not is refused (someone
+else's), except Teller's own stream from before issue 15, which captures ``teller.events.>`` (the
+legacy prefix): the new subjects are added beside the old ones, once, so its stored messages stay and
+the events go on without an operator (docs/ARCHITECTURE.md, "Events": what a consumer must change).
+
 Every nats-py failure becomes ``EventsUnavailable``. Connecting is lazy and bounded: one attempt
 per call, at most ``connect_timeout_s`` (a closed port fails at once). A connection that drops is
 closed and the next call connects afresh, so the publisher survives NATS being down for any length
@@ -20,7 +25,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import nats.errors
@@ -30,7 +35,7 @@ from nats.js import JetStreamContext
 from nats.js.api import StreamConfig
 
 from teller.errors import EventsUnavailable
-from teller.events.schema import SUBJECT_PREFIX, Event
+from teller.events.schema import LEGACY_SUBJECT_PREFIX, SUBJECT_PREFIX, Event, check_subject_prefix
 from teller.log import endpoint_of, get_logger, scrub_urls
 
 __all__ = ["JetStreamPublisher", "PublishResult", "SentBatch", "PUBLISH_BATCH_MAX"]
@@ -69,6 +74,7 @@ class JetStreamPublisher:
         *,
         stream: str = "TELLER",
         subject_prefix: str = SUBJECT_PREFIX,
+        legacy_subject_prefix: str = LEGACY_SUBJECT_PREFIX,
         connect_timeout_s: float = 2.0,
         ack_timeout_s: float = 5.0,
         stream_max_age_s: float = 7 * 24 * 3600.0,
@@ -77,7 +83,8 @@ class JetStreamPublisher:
             raise ValueError("a NATS url is required (empty nats.url means events stay in-process)")
         self._url = url
         self._stream = stream
-        self._prefix = subject_prefix
+        self._prefix = check_subject_prefix(subject_prefix)
+        self._legacy_prefix = check_subject_prefix(legacy_subject_prefix)
         self._connect_timeout_s = connect_timeout_s
         self._ack_timeout_s = ack_timeout_s
         self._stream_max_age_s = stream_max_age_s
@@ -216,10 +223,14 @@ class JetStreamPublisher:
         except nats.js.errors.NotFoundError:
             info = None
         if info is not None:
-            if f"{self._prefix}.>" not in (info.config.subjects or []):
+            subjects = list(info.config.subjects or [])
+            if f"{self._prefix}.>" in subjects:
+                return
+            if f"{self._legacy_prefix}.>" not in subjects:
                 # Someone else's stream under our name: publishing would land nowhere or elsewhere.
                 raise EventsUnavailable("the JetStream stream does not capture Teller's subjects",
-                                        subjects=info.config.subjects)
+                                        subjects=subjects)
+            await self._add_our_subjects(js, info.config, subjects)
             return
         config = StreamConfig(
             name=self._stream,
@@ -233,6 +244,17 @@ class JetStreamPublisher:
             # Another Teller process created it between our two calls: fine if it now exists.
             await js.stream_info(self._stream)
         self._log.info("jetstream.stream_created", subjects=f"{self._prefix}.>")
+
+    async def _add_our_subjects(self, js: JetStreamContext, config: StreamConfig, subjects: list[str]) -> None:
+        """Teller's stream from before the subject move: capture the new subjects too, keep the old ones
+        (the messages stored under them stay readable until max_age; ops may drop them later)."""
+        try:
+            await js.update_stream(replace(config, subjects=[*subjects, f"{self._prefix}.>"]))
+        except nats.js.errors.BadRequestError as exc:
+            # e.g. another stream already captures the new subjects (NATS refuses an overlap)
+            raise EventsUnavailable("cannot add Teller's subjects to the JetStream stream",
+                                    subjects=subjects, error=type(exc).__name__) from exc
+        self._log.warning("jetstream.stream_subjects_added", old=subjects, added=f"{self._prefix}.>")
 
     async def _on_error(self, exc: Exception) -> None:
         # The server by scheme://host:port (a NATS URL can hold user:password); a socket error by its type (its

@@ -1,8 +1,9 @@
 """The events Teller emits: a small explicit registry, one frozen ``Event`` type, JSON on the wire.
 
 Type names are dotted (``deposit.credited``); an event travels on the subject
-``teller.events.<type>`` and its ``id`` is the JetStream ``Nats-Msg-Id``, so the id must be
-derived from what the event announces (the outbox row), never minted again on a retry.
+``<prefix>.<type>``, the prefix being ``[nats] subject_prefix`` (default ``wallet.events``, the seed's
+subject; it was ``teller.events`` before issue 15), and its ``id`` is the JetStream ``Nats-Msg-Id``, so
+the id must be derived from what the event announces (the outbox row), never minted again on a retry.
 
 Payloads hold only JSON-safe values and never a float: amounts are decimal strings in display
 units (``"12.5"``) beside the ``asset`` and (for crypto) the ``chain``. Each type names the
@@ -26,12 +27,20 @@ __all__ = [
     "Event",
     "EVENT_REQUIRED_KEYS",
     "SUBJECT_PREFIX",
+    "LEGACY_SUBJECT_PREFIX",
+    "SUBJECT_PREFIX_LEN_MAX",
+    "check_subject_prefix",
     "EVENT_ID_LEN_MAX",
     "EVENT_JSON_BYTES_MAX",
     "new_event_id",
 ]
 
-SUBJECT_PREFIX = "teller.events"
+SUBJECT_PREFIX = "wallet.events"
+LEGACY_SUBJECT_PREFIX = "teller.events"  # the prefix before issue 15 (docs/ARCHITECTURE.md, migration note)
+SUBJECT_PREFIX_LEN_MAX = 128
+# Dot-separated tokens of letters, digits, "_" and "-": no wildcard ("*", ">"), no "$" (NATS's own
+# $JS/$SYS), no empty token, no whitespace. The stream then captures exactly "<prefix>.>".
+_SUBJECT_PREFIX_RE = re.compile(r"[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)*")
 # JetStream keeps Nats-Msg-Id values in its duplicate window; a short bound keeps that cheap.
 EVENT_ID_LEN_MAX = 128
 # An event is a notification, not a document; anything larger is a bug upstream.
@@ -70,6 +79,15 @@ EVENT_REQUIRED_KEYS: Mapping[EventType, tuple[str, ...]] = MappingProxyType({
     EventType.IRT_CREDITED: ("asset", "amount", "reference"),
     EventType.CARD_VERIFIED: ("card_masked",),
 })
+
+
+def check_subject_prefix(prefix: object) -> str:
+    """``prefix`` if it is a NATS subject Teller may publish under, else ``ValueError`` saying what is allowed."""
+    if not isinstance(prefix, str) or not 0 < len(prefix) <= SUBJECT_PREFIX_LEN_MAX \
+            or not _SUBJECT_PREFIX_RE.fullmatch(prefix):
+        raise ValueError(f"a subject prefix is 1..{SUBJECT_PREFIX_LEN_MAX} characters: dot-separated tokens of "
+                         "A-Z, a-z, 0-9, '_' and '-', no wildcards (e.g. \"wallet.events\")")
+    return prefix
 
 
 def new_event_id() -> str:

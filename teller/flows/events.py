@@ -51,7 +51,8 @@ def build(ctx: AppContext) -> Flow:
     relay_state, notifier_state = RelayState(), NotifierState()
     publisher: JetStreamPublisher | None = overrides.get("events_publisher")
     if publisher is None and settings.nats.url:
-        publisher = JetStreamPublisher(settings.nats.url, stream=settings.nats.stream)
+        publisher = JetStreamPublisher(settings.nats.url, stream=settings.nats.stream,
+                                       subject_prefix=settings.nats.subject_prefix)
     sender = overrides.get("telegram_sender") or build_sender(settings)
 
     async def to_notifier(event: Event) -> None:

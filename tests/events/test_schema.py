@@ -39,7 +39,7 @@ def test_round_trip(event_type: EventType) -> None:
                   created_at=datetime(2024, 5, 1, 12, 0, tzinfo=UTC))
     back = Event.from_json(event.to_json())
     assert back == event
-    assert event.subject == f"teller.events.{event_type.value}"
+    assert event.subject == f"wallet.events.{event_type.value}"  # the seed's subject (teller.events before)
     assert json.loads(event.to_json())["created_at"] == "2024-05-01T12:00:00Z"
 
 
