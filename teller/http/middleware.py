@@ -1,6 +1,6 @@
 """The request pipeline: errors and metrics outermost, then limits, then authentication.
 
-Which routes need what is decided by path, as ../shared/API.md states it: every ``/api/v1/*`` route
+Which routes need what is decided by path, as docs/API.md states it: every ``/api/v1/*`` route
 but ``auth/*``, ``openapi.json`` and ``config`` needs a user JWT; ``/ops/*`` needs the ops token.
 """
 

@@ -1,4 +1,4 @@
-"""Domain records to the JSON shapes of ../shared/API.md."""
+"""Domain records to the JSON shapes of docs/API.md."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""JSON Schemas of the HTTP contract (../shared/API.md), used by the OpenAPI document."""
+"""JSON Schemas of the HTTP contract (docs/API.md), used by the OpenAPI document."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """The tree as data: failure records, the runtime context nodes share, and the ``Node`` shape.
 
-The shape is ``Node`` in shared/API.md (``/ops/status``): name, kind, strategy, state, restarts,
+The shape is ``Node`` in docs/API.md (``/ops/status``): name, kind, strategy, state, restarts,
 last_failure {at, error} | null, mailbox, processed, children.
 """
 

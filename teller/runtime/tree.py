@@ -58,7 +58,7 @@ class Tree:
         return node
 
     def status(self) -> NodeStatus:
-        """``{"uptime_s": ..., "tree": Node}`` in the shape of /ops/status (shared/API.md)."""
+        """``{"uptime_s": ..., "tree": Node}`` in the shape of /ops/status (docs/API.md)."""
         return {"uptime_s": round(self._ctx.clock() - self._ctx.started_at, 3), "tree": self.root.status()}
 
     @property
