@@ -39,7 +39,7 @@ import sys
 from aiohttp import web
 async def handler(request):
     return web.json_response({"balances": [
-        {"asset": "IRT", "chain": None, "available": "150000", "held": "0", "decimals": 0}]})
+        {"asset": "IRT", "chain": None, "available": "150000", "held": "0", "decimals": 1}]})
 app = web.Application()
 app.router.add_get("/api/v1/balances", handler)
 web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), access_log=None, print=None)

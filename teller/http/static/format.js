@@ -20,7 +20,7 @@
   }
 
   function unit(asset) {
-    return UNIT_NAMES[asset] || String(asset);
+    return Object.prototype.hasOwnProperty.call(UNIT_NAMES, asset) ? UNIT_NAMES[asset] : String(asset);
   }
 
   // "1250000" -> "1,250,000"; "10.5" -> "10.5". Purely textual, so no digit is ever rounded.
