@@ -16,26 +16,20 @@ from teller.storage.accounts import chain_account, user_account
 from teller.storage.deposits import Checkpoint, Deposits, FoundDeposit
 from teller.storage.ledger_keys import deposit_credit_key, legacy_deposit_credit_key
 from teller.storage.schema import MIGRATIONS
+from tests.fixtures.store import store_before
 
 CHAIN = "devnet"
 CODE = f"{CHAIN}:USDT"
 ADDRESS = "0x" + "a1" * 20
 HUGE_MINOR = 2**70 + 3          # past 64 bits: copied exactly
 TX_A, TX_B, TX_C, TX_D = ("0x" + c * 64 for c in "abcd")
-V4 = [m for m in MIGRATIONS if m.version <= 4]
 
 
 @pytest.fixture
-async def v4_url(store_url: str, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[str]:
+async def v4_url(store_url: str) -> AsyncIterator[str]:
     """``store_url`` with a database migrated only to version 4 and filled the old way."""
-    with monkeypatch.context() as patch:
-        patch.setattr("teller.storage.sqlite.MIGRATIONS", tuple(V4))
-        patch.setattr("teller.storage.postgres.MIGRATIONS", tuple(V4))
-        old = await open_store(store_url)
-        try:
-            await _fill_the_old_way(old)
-        finally:
-            await old.close()
+    async with store_before(store_url, 5) as old:
+        await _fill_the_old_way(old)
     yield store_url
 
 

@@ -18,9 +18,8 @@ from teller.actors.outbox_relay import event_from_row
 from teller.storage import BANK_IRT, Event, Outbox, Store, open_store, user_account
 from teller.storage.irt import LINE_MATCHED, IrtRepository
 from teller.storage.notifications import OutboxRows
-from teller.storage.schema import MIGRATIONS
+from tests.fixtures.store import store_before
 
-BEFORE = tuple(m for m in MIGRATIONS if m.version < 9)
 # (stored amount, what it reads after the migration): multiples of 10 rials and not.
 AMOUNTS = [("1500000", "150000"), ("1500005", "150000.5"), ("10", "1"), ("5", "0.5"), ("0", "0"),
            ("123456789012345678901234567890", "12345678901234567890123456789")]
@@ -35,16 +34,10 @@ UNTOUCHED = {
 
 
 @pytest.fixture
-async def old_url(store_url: str, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[str]:
+async def old_url(store_url: str) -> AsyncIterator[str]:
     """``store_url`` migrated up to 8 and written the way the code before issue 15 wrote it."""
-    with monkeypatch.context() as patch:
-        patch.setattr("teller.storage.sqlite.MIGRATIONS", BEFORE)
-        patch.setattr("teller.storage.postgres.MIGRATIONS", BEFORE)
-        old = await open_store(store_url)
-        try:
-            await _fill_the_old_way(old)
-        finally:
-            await old.close()
+    async with store_before(store_url, 9) as old:
+        await _fill_the_old_way(old)
     yield store_url
 
 
@@ -82,16 +75,9 @@ async def _ledger(store: Store) -> list[tuple[Any, ...]]:
     return [tuple(r.values()) for r in [*rows, *accounts, *lines]]
 
 
-async def test_stored_irt_events_read_in_tomans_and_nothing_else_changes(old_url: str,
-                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
-    with monkeypatch.context() as patch:
-        patch.setattr("teller.storage.sqlite.MIGRATIONS", BEFORE)
-        patch.setattr("teller.storage.postgres.MIGRATIONS", BEFORE)
-        before_store = await open_store(old_url)
-        try:
-            outbox_before, ledger_before = await _outbox(before_store), await _ledger(before_store)
-        finally:
-            await before_store.close()
+async def test_stored_irt_events_read_in_tomans_and_nothing_else_changes(old_url: str) -> None:
+    async with store_before(old_url, 9) as before_store:
+        outbox_before, ledger_before = await _outbox(before_store), await _ledger(before_store)
 
     store = await open_store(old_url)
     try:
