@@ -1,4 +1,4 @@
-"""Migration 9 on both backends: IRT became the toman with the rial as its minor unit (decimals 0 -> 1).
+"""Migration 7 on both backends: IRT became the toman with the rial as its minor unit (decimals 0 -> 1).
 
 A database written by the old code holds irt.credited events whose ``amount`` is the rial count shown
 as tomans. After the migration each reads in tomans (a rial remainder as ".5", never rounded), delivered
@@ -36,7 +36,7 @@ UNTOUCHED = {
 @pytest.fixture
 async def old_url(store_url: str) -> AsyncIterator[str]:
     """``store_url`` migrated up to 8 and written the way the code before issue 15 wrote it."""
-    async with store_before(store_url, 9) as old:
+    async with store_before(store_url, 7) as old:
         await _fill_the_old_way(old)
     yield store_url
 
@@ -76,7 +76,7 @@ async def _ledger(store: Store) -> list[tuple[Any, ...]]:
 
 
 async def test_stored_irt_events_read_in_tomans_and_nothing_else_changes(old_url: str) -> None:
-    async with store_before(old_url, 9) as before_store:
+    async with store_before(old_url, 7) as before_store:
         outbox_before, ledger_before = await _outbox(before_store), await _ledger(before_store)
 
     store = await open_store(old_url)
