@@ -3,6 +3,11 @@
 Init data is checked with aiogram's validator (HMAC-SHA256 keyed from the bot token, constant-time
 compare); aiogram does not check ``auth_date``, so we do. JWT verification pins HS256 and requires
 ``sub``, ``iat``, ``exp``, ``aud`` and ``iss``: ``alg: none`` or any other algorithm is refused.
+
+Every credential header (the bearer token, the ops token, ``X-Gateway-Secret``, ``X-Telegram-Id``) passes
+``_credential_bytes`` before anything compares or decodes it: printable ASCII of a bounded length, compared
+as bytes. aiohttp hands a header's non-UTF-8 bytes over as surrogates, which ``str.encode()`` (ours, or
+PyJWT's) refuses with a ``UnicodeEncodeError``; such a value is a 401 here, never a 500.
 """
 
 from __future__ import annotations
@@ -17,9 +22,9 @@ import jwt
 from aiogram.utils.web_app import safe_parse_webapp_init_data
 
 from teller.config import AuthSettings
-from teller.errors import ExpiredInitData, InvalidInitData, InvalidToken, UntrustedGateway
+from teller.errors import ExpiredInitData, InvalidInitData, InvalidToken, NotAuthenticated, UntrustedGateway
 
-__all__ = ["TelegramIdentity", "Authenticator", "JWT_AUDIENCE", "JWT_ISSUER"]
+__all__ = ["TelegramIdentity", "Authenticator", "bearer_token", "JWT_AUDIENCE", "JWT_ISSUER"]
 
 JWT_ALGORITHM = "HS256"
 JWT_AUDIENCE = "teller-miniapp"
@@ -28,9 +33,28 @@ INIT_DATA_LEN_MAX = 4096
 # Telegram's clock and ours may disagree a little; init data "from the future" beyond this is forged.
 CLOCK_SKEW_S = 60
 TELEGRAM_ID_MAX = 2**52
+TELEGRAM_ID_DIGITS_MAX = len(str(TELEGRAM_ID_MAX))  # checked before int(): a long digit run is slow or refused
+# Far above any token we issue or any secret an operator configures; aiohttp caps a header at 8190 bytes.
+CREDENTIAL_LEN_MAX = 4096
 # Verified tokens remembered until they expire: a token is immutable and its signature was checked,
 # so re-verifying it on every request (~60 us of HMAC and JSON) buys nothing. Bounded, LRU.
 VERIFIED_TOKENS_MAX = 50_000
+
+
+def _credential_bytes(value: str) -> bytes | None:
+    """``value`` as bytes when it is 1 to CREDENTIAL_LEN_MAX printable ASCII characters, else None."""
+    if not 0 < len(value) <= CREDENTIAL_LEN_MAX or not value.isascii() or not value.isprintable():
+        return None
+    return value.encode("ascii")
+
+
+def bearer_token(header: str | None) -> str:
+    """The token of an ``Authorization: Bearer <token>`` header (the scheme in any case)."""
+    scheme, _, token = (header or "").partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
+        raise NotAuthenticated("Authorization: Bearer <token> is required")
+    return token
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +68,8 @@ class Authenticator:
     def __init__(self, settings: AuthSettings) -> None:
         self._settings = settings
         self._jwt_key = settings.jwt_secret.encode()
+        self._ops_token = settings.ops_token.encode()
+        self._gateway_secret = settings.gateway_secret.encode() if settings.gateway_secret else b""
         self._verified: OrderedDict[str, tuple[str, int]] = OrderedDict()  # token -> (sub, exp)
 
     # -- Telegram ---------------------------------------------------------------------------
@@ -65,15 +91,15 @@ class Authenticator:
         return TelegramIdentity(telegram_id=user.id, username=user.username, first_name=user.first_name or "")
 
     def identity_from_gateway(self, *, telegram_id_header: str, gateway_secret_header: str | None) -> TelegramIdentity:
-        secret = self._settings.gateway_secret
+        offered = _credential_bytes(gateway_secret_header) if gateway_secret_header is not None else None
         trusted = self._settings.dev or (
-            bool(secret) and gateway_secret_header is not None
-            and hmac.compare_digest(secret.encode(), gateway_secret_header.encode())
+            bool(self._gateway_secret) and offered is not None and hmac.compare_digest(self._gateway_secret, offered)
         )
         if not trusted:
             raise UntrustedGateway()
         text = telegram_id_header.strip()
-        if not text.isascii() or not text.isdigit() or not 0 < int(text) < TELEGRAM_ID_MAX:
+        if (_credential_bytes(text) is None or not text.isdigit() or len(text) > TELEGRAM_ID_DIGITS_MAX
+                or not 0 < int(text) < TELEGRAM_ID_MAX):
             raise InvalidInitData("X-Telegram-Id must be a positive Telegram user id")
         return TelegramIdentity(telegram_id=int(text), username=None, first_name="")
 
@@ -91,6 +117,9 @@ class Authenticator:
         return self._settings.jwt_ttl_s
 
     def user_id_from_token(self, token: str, *, now_s: float | None = None) -> str:
+        token_bytes = _credential_bytes(token)
+        if token_bytes is None:
+            raise InvalidToken()
         now = time.time() if now_s is None else now_s
         cached = self._verified.get(token)
         if cached is not None:
@@ -101,7 +130,7 @@ class Authenticator:
             del self._verified[token]
         try:
             claims: dict[str, Any] = jwt.decode(
-                token, self._jwt_key, algorithms=[JWT_ALGORITHM], audience=JWT_AUDIENCE, issuer=JWT_ISSUER,
+                token_bytes, self._jwt_key, algorithms=[JWT_ALGORITHM], audience=JWT_AUDIENCE, issuer=JWT_ISSUER,
                 options={"require": ["sub", "iat", "exp", "aud", "iss"]},
             )
         except jwt.PyJWTError as exc:
@@ -116,4 +145,5 @@ class Authenticator:
 
     # -- ops --------------------------------------------------------------------------------
     def is_ops_token(self, token: str) -> bool:
-        return hmac.compare_digest(self._settings.ops_token.encode(), token.encode())
+        offered = _credential_bytes(token)
+        return offered is not None and hmac.compare_digest(self._ops_token, offered)

@@ -18,6 +18,7 @@ from aiohttp import web
 
 from teller.chain.address import parse_address
 from teller.errors import InvalidAmount, InvalidToken, UnknownAsset
+from teller.http.auth import bearer_token
 from teller.http.context import SERVICES, flow_service
 from teller.http.middleware import USER_ID
 from teller.http.render import rfc3339
@@ -79,11 +80,8 @@ async def list_deposits(request: web.Request) -> web.Response:
 
 def _faucet_user_id(request: web.Request) -> int:
     """``/dev/*`` is outside the ``/api/v1/`` paths the auth middleware guards: check the token here."""
-    header = request.headers.get("Authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme != "Bearer" or not token:
-        raise InvalidToken("a Bearer token is required")
-    subject = request.app[SERVICES].auth.user_id_from_token(token.strip())
+    token = bearer_token(request.headers.get("Authorization"))
+    subject = request.app[SERVICES].auth.user_id_from_token(token)
     if not subject.isascii() or not subject.isdigit():
         raise InvalidToken()
     return int(subject)

@@ -14,14 +14,13 @@ from aiohttp import web
 
 from teller.errors import (
     InvalidToken,
-    NotAuthenticated,
     NotFound,
     PayloadTooLarge,
     RateLimited,
     ServiceUnavailable,
     TellerError,
 )
-from teller.http.auth import Authenticator
+from teller.http.auth import Authenticator, bearer_token
 from teller.http.errors import error_body, error_response
 from teller.http.metrics import HttpMetrics
 from teller.http.ratelimit import KeyedRateLimiter
@@ -77,14 +76,6 @@ def _error_answer(request: web.Request, exc: Exception) -> web.StreamResponse:
     return web.json_response(error_body("internal_error", "internal error"), status=500)
 
 
-def _bearer(request: web.Request) -> str:
-    header = request.headers.get("Authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        raise NotAuthenticated("Authorization: Bearer <token> is required")
-    return token.strip()
-
-
 def build_middlewares(*, body_size_max_bytes: int, ip_limiter: KeyedRateLimiter, user_limiter: KeyedRateLimiter,
                       auth: Authenticator, metrics: HttpMetrics,
                       body_size_max_bytes_by_route: Mapping[str, int] | None = None) -> list[Middleware]:
@@ -120,7 +111,7 @@ def build_middlewares(*, body_size_max_bytes: int, ip_limiter: KeyedRateLimiter,
         if wait_s:
             raise RateLimited(retry_after_s=int(wait_s))
         if gate.needs == "user":
-            subject = auth.user_id_from_token(_bearer(request))
+            subject = auth.user_id_from_token(bearer_token(request.headers.get("Authorization")))
             if not subject.isascii() or not subject.isdigit():
                 raise InvalidToken()
             wait_s = user_limiter.take(subject)
@@ -128,7 +119,7 @@ def build_middlewares(*, body_size_max_bytes: int, ip_limiter: KeyedRateLimiter,
                 raise RateLimited(retry_after_s=int(wait_s))
             request[USER_ID] = int(subject)
         elif gate.needs == "ops":
-            if not auth.is_ops_token(_bearer(request)):
+            if not auth.is_ops_token(bearer_token(request.headers.get("Authorization"))):
                 raise InvalidToken("the ops token is required")
         elif gate.needs == "missing":
             raise NotFound("no such route")
