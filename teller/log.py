@@ -6,6 +6,12 @@ masked; long digit runs that look like card numbers are masked; and every URL in
 traceback included, nested lists and dicts too) is cut to ``scheme://host[:port]``, since providers put API
 keys in the path or query (``https://mainnet.example/v3/<key>``), Telegram puts the bot token in the path and
 database URLs carry a password. Lines from the stdlib loggers (aiohttp, web3, aiogram) get the URL cut too.
+
+A traceback is rendered as plain text (``format_exc_info``), never with its frames' local variables: a
+frame may hold a signing key. Loggers are lazy proxies (``get_logger``) that read the configuration on each
+use, so a module-level logger follows ``configure_logging``; until that runs, importing this module has put
+the same JSON pipeline on stderr in place of structlog's own default (which renders tracebacks with their
+locals when rich is installed), unless the embedding configured structlog itself first.
 """
 
 from __future__ import annotations
@@ -139,20 +145,13 @@ class _UrlCuttingFormatter(logging.Formatter):
         return scrub_urls(super().format(record))
 
 
-def configure_logging(*, level: str = "INFO", stream: TextIO | None = None) -> None:
-    """Configure structlog and the stdlib root logger to write JSON lines to ``stream``."""
-    stream = stream or sys.stdout
-    logging.basicConfig(level=level, stream=stream, format="%(message)s", force=True)
-    for handler in logging.getLogger().handlers:
-        handler.setFormatter(_UrlCuttingFormatter("%(message)s"))
-    for noisy in ("aiohttp.access", "web3", "urllib3", "asyncio", "aiogram.event"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+def _configure_structlog(*, level: str, stream: TextIO) -> None:
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
-            structlog.processors.format_exc_info,
+            structlog.processors.format_exc_info,  # plain traceback text: no local variables
             redact,
             structlog.processors.JSONRenderer(),
         ],
@@ -162,5 +161,21 @@ def configure_logging(*, level: str = "INFO", stream: TextIO | None = None) -> N
     )
 
 
+def configure_logging(*, level: str = "INFO", stream: TextIO | None = None) -> None:
+    """Configure structlog and the stdlib root logger to write JSON lines to ``stream``."""
+    stream = stream or sys.stdout
+    logging.basicConfig(level=level, stream=stream, format="%(message)s", force=True)
+    for handler in logging.getLogger().handlers:
+        handler.setFormatter(_UrlCuttingFormatter("%(message)s"))
+    for noisy in ("aiohttp.access", "web3", "urllib3", "asyncio", "aiogram.event"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    _configure_structlog(level=level, stream=stream)
+
+
 def get_logger(**bound: Any) -> Any:
-    return structlog.get_logger().bind(**bound)
+    """A lazy logger: safe to create at import, it uses whatever configuration is current when it logs."""
+    return structlog.get_logger(**bound)
+
+
+if not structlog.is_configured():
+    _configure_structlog(level="INFO", stream=sys.stderr)

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import re
+import subprocess
+import sys
 
 from hypothesis import given, strategies as st
 
@@ -143,3 +146,32 @@ def test_stdlib_log_lines_are_cut_too(log_stream: io.StringIO) -> None:
 def test_text_without_a_url_is_left_alone() -> None:
     event = {"event": "x", "note": "ratio 3:1 at host:8545/path, see a/b?c", "n": 7, "ok": True, "none": None}
     assert redact(None, "info", dict(event)) == event
+
+
+# An embedding that imports Teller and logs before configure_logging(): the secret sits in a local variable of
+# the failing frame, where a locals-rendering traceback (structlog's unconfigured default, with rich) prints it.
+_LOG_BEFORE_CONFIGURE = """
+import teller.app, teller.cli, teller.devmode, teller.http.middleware
+
+def sign_with_the_key():
+    jwt_secret = "{secret}"
+    raise RuntimeError("signing failed")
+
+for log in (teller.app._log, teller.http.middleware._log, teller.log.get_logger(component="embedding")):
+    try:
+        sign_with_the_key()
+    except RuntimeError:
+        log.exception("embedding.failed")
+"""
+
+
+def test_a_logger_used_before_configure_logging_prints_no_local_variables() -> None:
+    secret = "SECRET-" + "s3cr3t" * 4
+    result = subprocess.run([sys.executable, "-c", _LOG_BEFORE_CONFIGURE.format(secret=secret)],
+                            capture_output=True, text=True, timeout=120, env={**os.environ, "COLUMNS": "200"})
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    assert output.count("embedding.failed") == 3, output  # every line was written ...
+    assert output.count("signing failed") == 3, output    # ... with its traceback
+    assert secret not in output
+    assert "jwt_secret" not in output and "locals" not in output
