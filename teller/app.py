@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import gc
 import signal
+import sqlite3
+import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -14,11 +17,12 @@ from aiohttp import web
 from teller.actors.wallet import WalletActor
 from teller.assets import AssetRegistry
 from teller.config import Settings
+from teller.errors import StartFailed
 from teller.flows import SLOTS, AppContext, Flow
 from teller.http import Services, build_app
 from teller.http.auth import Authenticator
 from teller.http.metrics import HttpMetrics
-from teller.log import get_logger
+from teller.log import endpoint_of, get_logger, redact_text
 from teller.runtime import (
     Backoff,
     Intensity,
@@ -28,7 +32,7 @@ from teller.runtime import (
     Tree,
     start_tree,
 )
-from teller.storage import open_store
+from teller.storage import StorageError, open_store
 
 __all__ = ["Teller", "start_teller", "run_with_settings", "run_dev", "FLOW_BUILDERS"]
 
@@ -105,11 +109,21 @@ def _root_spec(settings: Settings, flows: Sequence[Flow], store: Any) -> Supervi
                           intensity=Intensity(restarts_max=20, period_s=10), backoff=backoff)
 
 
+async def _open_store(url: str) -> Any:
+    try:
+        return await open_store(url)
+    except (StorageError, OSError, sqlite3.Error) as exc:
+        # A URL's userinfo holds the password: only its scheme://host:port (a SQLite path holds no secret).
+        where = url if url.startswith("sqlite:") else endpoint_of(url)
+        raise StartFailed(f"cannot open the database {where}: {redact_text(str(exc))}; "
+                          "set database.url or TELLER_DATABASE_URL") from exc
+
+
 async def start_teller(settings: Settings, *, overrides: Mapping[str, Any] | None = None,
                        store: Any = None) -> Teller:
     """Open storage, start the tree and build the web app. The caller serves ``teller.app``."""
     owns_store = store is None
-    store = store if store is not None else await open_store(settings.database.url)
+    store = store if store is not None else await _open_store(settings.database.url)
     assets = AssetRegistry.from_settings(settings)
     ctx = AppContext(settings=settings, store=store, assets=assets, overrides=dict(overrides or {}))
     flows = [build(ctx) for build in FLOW_BUILDERS()]
@@ -143,19 +157,36 @@ async def start_teller(settings: Settings, *, overrides: Mapping[str, Any] | Non
                   owns_store=owns_store)
 
 
-async def run_with_settings(settings: Settings, *, overrides: Mapping[str, Any] | None = None) -> None:
-    """Serve until SIGINT/SIGTERM or until the root supervisor gives up."""
+_LISTEN_SETTING = {errno.EADDRINUSE: "server.port or TELLER_PORT", errno.EACCES: "server.port or TELLER_PORT",
+                   errno.EADDRNOTAVAIL: "server.host"}
+
+
+async def run_with_settings(settings: Settings, *, overrides: Mapping[str, Any] | None = None,
+                            on_listening: Callable[[], None] | None = None) -> None:
+    """Serve until SIGINT/SIGTERM or until the root supervisor gives up. ``StartFailed`` if it cannot listen."""
     teller = await start_teller(settings, overrides=overrides)
     runner = web.AppRunner(teller.app, access_log=None, shutdown_timeout=5.0)
-    await runner.setup()
-    site = web.TCPSite(runner, settings.server.host, settings.server.port)
-    await site.start()
+    host, port = settings.server.host, settings.server.port
+    try:
+        await runner.setup()
+        await web.TCPSite(runner, host, port).start()
+    except OSError as exc:
+        await runner.cleanup()
+        await teller.stop()
+        raise StartFailed.cannot_listen(exc, host=host, port=port, setting=_LISTEN_SETTING.get(
+            exc.errno or 0, "server.host and server.port (TELLER_PORT)")) from exc
+    except BaseException:
+        await runner.cleanup()
+        await teller.stop()
+        raise
     # Everything imported and built at start-up lives for the whole run: move it out of the GC's
     # generations, so that collections stop rescanning it (aiogram's models alone are ~1M objects).
     gc.collect()
     gc.freeze()
-    _log.info("teller.started", host=settings.server.host, port=settings.server.port,
+    _log.info("teller.started", host=host, port=port,
               chains=[c.name for c in settings.chains], database=settings.database.url.split(":", 1)[0])
+    if on_listening is not None:
+        on_listening()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -173,7 +204,8 @@ async def run_with_settings(settings: Settings, *, overrides: Mapping[str, Any] 
 
 
 async def run_dev(*, var_dir: str) -> None:
-    from teller.devmode import dev_environment
+    from teller.devmode import dev_banner, dev_environment
 
     async with dev_environment(var_dir=var_dir) as (settings, overrides):
-        await run_with_settings(settings, overrides=overrides)
+        await run_with_settings(settings, overrides=overrides,
+                                on_listening=lambda: print(dev_banner(settings, var_dir=var_dir), file=sys.stderr))

@@ -7,7 +7,8 @@ import asyncio
 import os
 import sys
 
-from teller.config import ConfigError, load_settings
+from teller.config import ConfigError, Settings, load_settings
+from teller.errors import StartFailed
 from teller.log import configure_logging, get_logger
 
 __all__ = ["main"]
@@ -38,11 +39,22 @@ def main(argv: list[str] | None = None) -> int:
         if not path:
             print("teller: give --config PATH (or TELLER_CONFIG), or --dev", file=sys.stderr)
             return 2
-        asyncio.run(run_with_settings(load_settings(path)))
+        asyncio.run(run_with_settings(_load(path)))
         return 0
     except ConfigError as exc:
         print(f"teller: configuration error: {exc}", file=sys.stderr)
         log.error("config.invalid", error=str(exc))
         return 2
+    except StartFailed as exc:  # what was started before the failure is stopped by then
+        print(f"teller: {exc.message}", file=sys.stderr)
+        log.error("teller.start_failed", error=exc.message)
+        return 1
     except KeyboardInterrupt:
         return 0
+
+
+def _load(path: str) -> Settings:
+    try:
+        return load_settings(path)
+    except OSError as exc:  # a directory, no permission (a missing file is already a ConfigError)
+        raise ConfigError(f"cannot read {path}: {os.strerror(exc.errno).lower() if exc.errno else exc}") from exc

@@ -13,16 +13,16 @@ import asyncio
 import json
 import os
 import secrets
-import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 from teller.config import Settings, settings_from_mapping
+from teller.errors import StartFailed
 from teller.log import get_logger
 
-__all__ = ["dev_environment", "DEV_SIGNER_MNEMONIC", "DEV_CHAIN_ID", "DEV_BOT_TOKEN"]
+__all__ = ["dev_environment", "dev_banner", "DEV_SIGNER_MNEMONIC", "DEV_CHAIN_ID", "DEV_BOT_TOKEN"]
 
 # Public, well-known test phrase: dev funds only.
 DEV_SIGNER_MNEMONIC = "abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon about"
@@ -69,17 +69,26 @@ def dev_settings(*, var_dir: Path, rpc_url: str, token_address: str, sandbox: An
     }, environ={})
 
 
+def dev_banner(settings: Settings, *, var_dir: str) -> str:
+    """What a newcomer reads once Teller listens: where the page is and where the ops token is."""
+    return (f"\nTeller dev: open http://{settings.server.host}:{settings.server.port}/ and use the dev sign-in."
+            f"\nOps token: in {Path(var_dir) / 'dev-secrets.json'}\n")
+
+
 @asynccontextmanager
 async def dev_environment(*, var_dir: str) -> AsyncIterator[tuple[Settings, dict[str, Any]]]:
     """Start the dev chain and sandbox; yield (settings, overrides); stop them on exit."""
-    from teller.chain.anvil import AnvilProcess
+    from teller.chain.anvil import AnvilProcess, AnvilStartError
     from teller.chain.keys import HdWallet
     from teller.payments.sandbox import start_sandbox
 
     root = Path(var_dir)
     root.mkdir(parents=True, exist_ok=True)
     anvil = AnvilProcess(chain_id=DEV_CHAIN_ID, block_time_s=DEV_BLOCK_TIME_S)
-    await asyncio.to_thread(anvil.start)
+    try:
+        await asyncio.to_thread(anvil.start)
+    except AnvilStartError as exc:  # it stopped what it had spawned
+        raise StartFailed(f"cannot start the dev chain (anvil): {exc}") from exc
     sandbox = None
     try:
         dev = anvil.dev
@@ -87,7 +96,12 @@ async def dev_environment(*, var_dir: str) -> AsyncIterator[tuple[Settings, dict
         hot_wallet = HdWallet(DEV_SIGNER_MNEMONIC).address(0)
         await asyncio.to_thread(dev.set_balance, hot_wallet, HOT_WALLET_FUND_WEI)
         await asyncio.to_thread(dev.mint, token, to=hot_wallet, amount_minor=HOT_WALLET_FUND_USDT_MINOR)
-        sandbox = await start_sandbox("127.0.0.1", int(os.environ.get("TELLER_DEV_SANDBOX_PORT", DEV_SANDBOX_PORT)))
+        sandbox_port = int(os.environ.get("TELLER_DEV_SANDBOX_PORT", DEV_SANDBOX_PORT))
+        try:
+            sandbox = await start_sandbox("127.0.0.1", sandbox_port)
+        except OSError as exc:
+            raise StartFailed.cannot_listen(exc, host="127.0.0.1", port=sandbox_port, what=" (the Paystar sandbox)",
+                                            setting="TELLER_DEV_SANDBOX_PORT") from exc
         # anvil is new on every start: a chain from an earlier run is gone, so its DB is too.
         db_path = root / "teller.db"
         for stale in (db_path, root / "teller.db-wal", root / "teller.db-shm"):
@@ -96,8 +110,6 @@ async def dev_environment(*, var_dir: str) -> AsyncIterator[tuple[Settings, dict
         _log.info("devmode.ready", rpc_url=anvil.url, token=token, sandbox=sandbox.url, hot_wallet=hot_wallet,
                   mini_app=f"http://{settings.server.host}:{settings.server.port}/",
                   ops_token_file=str(root / "dev-secrets.json"))
-        print(f"\nTeller dev: open http://{settings.server.host}:{settings.server.port}/ and use the dev sign-in."
-              f"\nOps token: in {root / 'dev-secrets.json'}\n", file=sys.stderr)
         yield settings, {}
     finally:
         if sandbox is not None:

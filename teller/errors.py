@@ -12,9 +12,11 @@
     │                                     HoldAlreadyResolved, AlreadyCredited
     ├── LimitExceeded .......... 403/429  DailyLimitExceeded, RateLimited
     ├── PayloadTooLarge ........ 413
-    └── UpstreamUnavailable .... 502/503  ChainUnavailable (UnknownBlock), ProviderUnavailable,
-                                          TelegramUnavailable, EventsUnavailable, ServiceUnavailable
-                                          (FeatureDisabled, WithdrawalsPaused)
+    ├── UpstreamUnavailable .... 502/503  ChainUnavailable (UnknownBlock), ProviderUnavailable,
+    │                                     TelegramUnavailable, EventsUnavailable, ServiceUnavailable
+    │                                     (FeatureDisabled, WithdrawalsPaused)
+    └── StartFailed ............ never HTTP: the process cannot start; its message is the one line the
+                                          command line prints, naming the setting to change
 
 A bug (AssertionError, anything else) is not a TellerError: the HTTP layer answers 500 with no
 details and the actor that hit it restarts. The mapping to HTTP statuses lives in
@@ -23,6 +25,7 @@ details and the actor that hit it restarts. The mapping to HTTP statuses lives i
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 __all__ = [
@@ -63,6 +66,7 @@ __all__ = [
     "ServiceUnavailable",
     "FeatureDisabled",
     "WithdrawalsPaused",
+    "StartFailed",
 ]
 
 
@@ -273,3 +277,19 @@ class WithdrawalsPaused(ServiceUnavailable):
 
     code = "withdrawals_paused"
     default_message = "withdrawals are paused while an operator reviews an incident; try again later"
+
+
+class StartFailed(TellerError):
+    """Teller cannot start: a port is taken, the database does not answer, the dev chain did not start.
+
+    The message is one line for a person: the cause and the setting that changes it, with no secret in it
+    (a URL is shown as its ``scheme://host:port``)."""
+
+    code = "start_failed"
+    default_message = "Teller could not start"
+
+    @classmethod
+    def cannot_listen(cls, exc: OSError, *, host: str, port: int, what: str = "", setting: str) -> StartFailed:
+        """A listening socket could not be opened; ``setting`` names what moves it."""
+        reason = os.strerror(exc.errno).lower() if exc.errno else str(exc)
+        return cls(f"cannot listen on {host}:{port}{what}: {reason}; set {setting}")
