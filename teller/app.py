@@ -163,7 +163,8 @@ _LISTEN_SETTING = {errno.EADDRINUSE: "server.port or TELLER_PORT", errno.EACCES:
 
 async def run_with_settings(settings: Settings, *, overrides: Mapping[str, Any] | None = None,
                             on_listening: Callable[[], None] | None = None) -> None:
-    """Serve until SIGINT/SIGTERM or until the root supervisor gives up. ``StartFailed`` if it cannot listen."""
+    """Serve until SIGINT/SIGTERM or until the root supervisor gives up; ``StartFailed`` if it cannot listen.
+    ``on_listening`` runs once the port is open."""
     teller = await start_teller(settings, overrides=overrides)
     runner = web.AppRunner(teller.app, access_log=None, shutdown_timeout=5.0)
     host, port = settings.server.host, settings.server.port
@@ -207,5 +208,6 @@ async def run_dev(*, var_dir: str) -> None:
     from teller.devmode import dev_banner, dev_environment
 
     async with dev_environment(var_dir=var_dir) as (settings, overrides):
+        banner = dev_banner(settings, var_dir=var_dir)
         await run_with_settings(settings, overrides=overrides,
-                                on_listening=lambda: print(dev_banner(settings, var_dir=var_dir), file=sys.stderr))
+                                on_listening=lambda: print(banner, file=sys.stderr))

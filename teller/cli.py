@@ -57,4 +57,5 @@ def _load(path: str) -> Settings:
     try:
         return load_settings(path)
     except OSError as exc:  # a directory, no permission (a missing file is already a ConfigError)
-        raise ConfigError(f"cannot read {path}: {os.strerror(exc.errno).lower() if exc.errno else exc}") from exc
+        reason = os.strerror(exc.errno).lower() if exc.errno else str(exc)
+        raise ConfigError(f"cannot read {path}: {reason}") from exc

@@ -71,7 +71,8 @@ def dev_settings(*, var_dir: Path, rpc_url: str, token_address: str, sandbox: An
 
 def dev_banner(settings: Settings, *, var_dir: str) -> str:
     """What a newcomer reads once Teller listens: where the page is and where the ops token is."""
-    return (f"\nTeller dev: open http://{settings.server.host}:{settings.server.port}/ and use the dev sign-in."
+    server = settings.server
+    return (f"\nTeller dev: open http://{server.host}:{server.port}/ and use the dev sign-in."
             f"\nOps token: in {Path(var_dir) / 'dev-secrets.json'}\n")
 
 

@@ -289,7 +289,8 @@ class StartFailed(TellerError):
     default_message = "Teller could not start"
 
     @classmethod
-    def cannot_listen(cls, exc: OSError, *, host: str, port: int, what: str = "", setting: str) -> StartFailed:
+    def cannot_listen(cls, exc: OSError, *, host: str, port: int, setting: str,
+                      what: str = "") -> StartFailed:
         """A listening socket could not be opened; ``setting`` names what moves it."""
         reason = os.strerror(exc.errno).lower() if exc.errno else str(exc)
         return cls(f"cannot listen on {host}:{port}{what}: {reason}; set {setting}")

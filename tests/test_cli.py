@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from teller.devmode import DEV_SIGNER_MNEMONIC
 from tests.fixtures.common import free_port
 from tests.fixtures.http import BOT_TOKEN, OPS_TOKEN
 
@@ -69,8 +70,9 @@ def _marked_processes(marker: str) -> list[int]:
 
 def _run(tmp_path: Path, args: list[str], **env: str) -> tuple[subprocess.CompletedProcess[str], list[int]]:
     marker = uuid.uuid4().hex
-    result = subprocess.run([sys.executable, str(ROOT / "main.py"), *args], cwd=tmp_path, env=_environ(marker, **env),
-                            capture_output=True, text=True, timeout=RUN_TIMEOUT_S)
+    result = subprocess.run([sys.executable, str(ROOT / "main.py"), *args], cwd=tmp_path,
+                            env=_environ(marker, **env), capture_output=True, text=True,
+                            timeout=RUN_TIMEOUT_S)
     return result, _marked_processes(marker)
 
 
@@ -104,14 +106,16 @@ def test_a_config_path_that_is_a_directory_is_one_line(tmp_path: Path) -> None:
     _assert_one_line(result, names="is a directory", exit_code=2)
 
 
-def test_dev_mode_on_a_taken_port_is_one_line_and_stops_anvil_and_the_sandbox(tmp_path: Path, taken_port: int) -> None:
+def test_dev_mode_on_a_taken_port_is_one_line_and_stops_anvil_and_the_sandbox(tmp_path: Path,
+                                                                              taken_port: int) -> None:
     result, left = _run(tmp_path, ["--dev", "--var-dir", str(tmp_path / "var")],
                         TELLER_PORT=str(taken_port), TELLER_DEV_SANDBOX_PORT=str(free_port()))
     _assert_one_line(result, names="set server.port or TELLER_PORT")
     assert left == []
 
 
-def test_dev_mode_on_a_taken_sandbox_port_is_one_line_and_stops_anvil(tmp_path: Path, taken_port: int) -> None:
+def test_dev_mode_on_a_taken_sandbox_port_is_one_line_and_stops_anvil(tmp_path: Path,
+                                                                     taken_port: int) -> None:
     result, left = _run(tmp_path, ["--dev", "--var-dir", str(tmp_path / "var")],
                         TELLER_PORT=str(free_port()), TELLER_DEV_SANDBOX_PORT=str(taken_port))
     line = _assert_one_line(result, names="set TELLER_DEV_SANDBOX_PORT")
@@ -122,15 +126,16 @@ def test_dev_mode_on_a_taken_sandbox_port_is_one_line_and_stops_anvil(tmp_path: 
 def test_a_chain_whose_rpc_is_down_at_start_does_not_stop_the_start(tmp_path: Path) -> None:
     """The watcher retries with backoff: Teller serves, and says only the node's scheme://host:port."""
     port = free_port()
-    chain = ('[signer]\nmnemonic = "abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon '
-             'abandon about"\n[[chains]]\nname = "ethereum"\nchain_id = 31337\n'
-             f'rpc_url = "http://user:{RPC_SECRET}@127.0.0.1:{free_port()}/v3/{RPC_SECRET}"\nconfirmations = 3\n'
-             'native = {symbol = "ETH", decimals = 18, min_withdrawal = "0.001", withdrawal_fee = "0.0005"}\n')
+    chain = (f'[signer]\nmnemonic = "{DEV_SIGNER_MNEMONIC}"\n'
+             '[[chains]]\nname = "ethereum"\nchain_id = 31337\nconfirmations = 3\n'
+             f'rpc_url = "http://user:{RPC_SECRET}@127.0.0.1:{free_port()}/v3/{RPC_SECRET}"\n'
+             'native = {symbol = "ETH", decimals = 18, min_withdrawal = "0.001", '
+             'withdrawal_fee = "0.0005"}\n')
     marker = uuid.uuid4().hex
     process = subprocess.Popen([sys.executable, str(ROOT / "main.py"), "--config",
                                 str(_config(tmp_path, port=port, extra=chain))],
-                               cwd=tmp_path, env=_environ(marker), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               text=True)
+                               cwd=tmp_path, env=_environ(marker), stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + READY_TIMEOUT_S
         while not _answers(f"http://127.0.0.1:{port}/healthz"):

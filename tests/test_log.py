@@ -149,7 +149,8 @@ def test_text_without_a_url_is_left_alone() -> None:
 
 
 # An embedding that imports Teller and logs before configure_logging(): the secret sits in a local variable of
-# the failing frame, where a locals-rendering traceback (structlog's unconfigured default, with rich) prints it.
+# the failing frame, where a locals-rendering traceback (structlog's unconfigured default, with rich)
+# prints it.
 _LOG_BEFORE_CONFIGURE = """
 import teller.app, teller.cli, teller.devmode, teller.http.middleware
 

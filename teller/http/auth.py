@@ -33,7 +33,8 @@ INIT_DATA_LEN_MAX = 4096
 # Telegram's clock and ours may disagree a little; init data "from the future" beyond this is forged.
 CLOCK_SKEW_S = 60
 TELEGRAM_ID_MAX = 2**52
-TELEGRAM_ID_DIGITS_MAX = len(str(TELEGRAM_ID_MAX))  # checked before int(): a long digit run is slow or refused
+# Checked before int(): int() refuses a run of over 4300 digits, and a long one is slow anyway.
+TELEGRAM_ID_DIGITS_MAX = len(str(TELEGRAM_ID_MAX))
 # Far above any token we issue or any secret an operator configures; aiohttp caps a header at 8190 bytes.
 CREDENTIAL_LEN_MAX = 4096
 # Verified tokens remembered until they expire: a token is immutable and its signature was checked,
@@ -93,7 +94,8 @@ class Authenticator:
     def identity_from_gateway(self, *, telegram_id_header: str, gateway_secret_header: str | None) -> TelegramIdentity:
         offered = _credential_bytes(gateway_secret_header) if gateway_secret_header is not None else None
         trusted = self._settings.dev or (
-            bool(self._gateway_secret) and offered is not None and hmac.compare_digest(self._gateway_secret, offered)
+            bool(self._gateway_secret) and offered is not None
+            and hmac.compare_digest(self._gateway_secret, offered)
         )
         if not trusted:
             raise UntrustedGateway()
@@ -130,7 +132,8 @@ class Authenticator:
             del self._verified[token]
         try:
             claims: dict[str, Any] = jwt.decode(
-                token_bytes, self._jwt_key, algorithms=[JWT_ALGORITHM], audience=JWT_AUDIENCE, issuer=JWT_ISSUER,
+                token_bytes, self._jwt_key, algorithms=[JWT_ALGORITHM], audience=JWT_AUDIENCE,
+                issuer=JWT_ISSUER,
                 options={"require": ["sub", "iat", "exp", "aud", "iss"]},
             )
         except jwt.PyJWTError as exc:

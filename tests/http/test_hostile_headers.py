@@ -53,7 +53,8 @@ async def port(store: Any, http_settings: Settings) -> AsyncIterator[int]:
 
 
 async def _raw(port: int, method: str, path: str, headers: list[tuple[bytes, bytes]]) -> tuple[int, bytes]:
-    head = f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Length: 0\r\n".encode()
+    head = f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n".encode()
+    head += b"Content-Length: 0\r\n"
     head += b"".join(name + b": " + value + b"\r\n" for name, value in headers) + b"\r\n"
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     try:
@@ -75,7 +76,8 @@ def _assert_refused(status: int, body: bytes, *, expected: tuple[int, set[str]],
 
 @pytest.mark.parametrize("value", HOSTILE)
 @pytest.mark.parametrize("path", ["/api/v1/me", "/ops/status"])
-async def test_a_hostile_bearer_token_is_a_401(port: int, path: str, value: bytes, log_stream: io.StringIO) -> None:
+async def test_a_hostile_bearer_token_is_a_401(port: int, path: str, value: bytes,
+                                              log_stream: io.StringIO) -> None:
     status, body = await _raw(port, "GET", path, [(b"Authorization", b"Bearer " + value)])
     _assert_refused(status, body, expected=(401, {"invalid_token"}), log=log_stream)
 
@@ -110,4 +112,5 @@ async def test_the_right_credentials_still_pass(port: int) -> None:
     assert status == 200, body
     token = json.loads(body)["token"].encode()
     assert (await _raw(port, "GET", "/api/v1/me", [(b"Authorization", b"bearer " + token)]))[0] == 200
-    assert (await _raw(port, "GET", "/ops/status", [(b"Authorization", b"Bearer " + OPS_TOKEN.encode())]))[0] == 200
+    ops = [(b"Authorization", b"Bearer " + OPS_TOKEN.encode())]
+    assert (await _raw(port, "GET", "/ops/status", ops))[0] == 200
