@@ -119,3 +119,23 @@ def test_a_remembered_token_still_expires() -> None:
     assert auth.user_id_from_token(token, now_s=now + 2) == "u-9"  # from the cache
     with pytest.raises(InvalidToken):
         auth.user_id_from_token(token, now_s=now + 61)
+
+
+# What aiohttp hands over for a header: any text, its non-UTF-8 bytes as lone surrogates.
+header_text = st.text(alphabet=st.characters(min_codepoint=0, max_codepoint=0x10FFFF), max_size=64) | st.binary(
+    max_size=64).map(lambda raw: raw.decode("utf-8", "surrogateescape"))
+
+
+@given(value=header_text)
+def test_any_credential_header_text_is_refused_with_a_401_error_never_another(value: str) -> None:
+    auth = make_auth(gateway_secret="gateway-secret")
+    with pytest.raises(InvalidToken):
+        auth.user_id_from_token(value)
+    assert auth.is_ops_token(value) is False
+    with pytest.raises(UntrustedGateway):
+        auth.identity_from_gateway(telegram_id_header="42", gateway_secret_header=value)
+    try:
+        identity = auth.identity_from_gateway(telegram_id_header=value, gateway_secret_header="gateway-secret")
+    except InvalidInitData:
+        return
+    assert str(identity.telegram_id) == value.strip().lstrip("0")
