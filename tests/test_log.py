@@ -158,11 +158,16 @@ def sign_with_the_key():
     jwt_secret = "{secret}"
     raise RuntimeError("signing failed")
 
-for log in (teller.app._log, teller.http.middleware._log, teller.log.get_logger(component="embedding")):
+def log_a_failure(log):
     try:
         sign_with_the_key()
     except RuntimeError:
         log.exception("embedding.failed")
+
+for log in (teller.app._log, teller.http.middleware._log, teller.log.get_logger(component="embedding")):
+    log_a_failure(log)
+teller.log.configure_logging()  # and the same after Teller's own configuration
+log_a_failure(teller.app._log)
 """
 
 
@@ -172,7 +177,7 @@ def test_a_logger_used_before_configure_logging_prints_no_local_variables() -> N
                             capture_output=True, text=True, timeout=120, env={**os.environ, "COLUMNS": "200"})
     output = result.stdout + result.stderr
     assert result.returncode == 0, output
-    assert output.count("embedding.failed") == 3, output  # every line was written ...
-    assert output.count("signing failed") == 3, output    # ... with its traceback
+    assert output.count("embedding.failed") == 4, output  # every line was written ...
+    assert output.count("signing failed") == 4, output    # ... with its traceback
     assert secret not in output
     assert "jwt_secret" not in output and "locals" not in output
