@@ -23,6 +23,7 @@ from collections.abc import MutableMapping
 from typing import Any, TextIO
 
 import structlog
+from aiohttp.http_exceptions import HttpProcessingError
 
 __all__ = ["configure_logging", "get_logger", "redact", "endpoint_of", "scrub_urls", "redact_text"]
 
@@ -138,6 +139,24 @@ def redact(_logger: Any, _name: str, event: MutableMapping[str, Any]) -> Mutable
     return event
 
 
+class _BadRequestsAreDebug(logging.Filter):
+    """aiohttp logs a request it cannot parse (a control byte in a header, a raw non-ASCII byte in the URL,
+    a header over 8190 bytes) at error level with a traceback, per request, quoting the offending line, which
+    may carry a token. That is the client's error, answered with a 400: keep it a one-line debug record."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if not isinstance(exc, HttpProcessingError):
+            return True
+        record.msg, record.args = "%s (%s, status %d)", (record.getMessage(), type(exc).__name__, exc.code)
+        record.exc_info, record.exc_text = None, None
+        record.levelno, record.levelname = logging.DEBUG, logging.getLevelName(logging.DEBUG)
+        return logging.getLogger(record.name).isEnabledFor(logging.DEBUG)
+
+
+_BAD_REQUESTS_ARE_DEBUG = _BadRequestsAreDebug()
+
+
 class _UrlCuttingFormatter(logging.Formatter):
     """The stdlib loggers' lines (aiohttp, web3, aiogram) do not pass ``redact``: their URLs are cut here."""
 
@@ -169,6 +188,7 @@ def configure_logging(*, level: str = "INFO", stream: TextIO | None = None) -> N
         handler.setFormatter(_UrlCuttingFormatter("%(message)s"))
     for noisy in ("aiohttp.access", "web3", "urllib3", "asyncio", "aiogram.event"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    logging.getLogger("aiohttp.server").addFilter(_BAD_REQUESTS_ARE_DEBUG)  # added once, however often called
     _configure_structlog(level=level, stream=stream)
 
 

@@ -1,8 +1,9 @@
 """Hostile bytes in any header Teller reads are a 4xx with the JSON error body, never a 500 or a traceback.
 
 The requests are written byte for byte on a raw socket: aiohttp's client refuses to send most of them.
-aiohttp's own parser answers some values (control characters, a header over 8190 bytes) with its plain 400
-before Teller sees them; every other value reaches Teller's checks and must be answered there.
+aiohttp's own parser answers some values (control characters, a header over 8190 bytes) with its plain-text
+400 before Teller sees them, which must not log a traceback quoting the line; every other value reaches
+Teller's checks and must be answered there.
 """
 
 from __future__ import annotations
@@ -72,6 +73,18 @@ def _assert_refused(status: int, body: bytes, *, expected: tuple[int, set[str]],
     assert json.loads(body)["error"]["code"] in expected[1]
     assert "Traceback" not in log.getvalue()
     assert '"level": "error"' not in log.getvalue()
+
+
+@pytest.mark.parametrize("value", [b"\x01", b"\x7f", b"tok\x00en", b"x" * 9000])
+@pytest.mark.parametrize("name", [b"Authorization", b"X-Gateway-Secret", b"X-Telegram-Id",
+                                  b"Idempotency-Key"])
+async def test_a_header_aiohttp_cannot_parse_is_its_400_with_no_traceback_and_no_echo_in_the_log(
+        port: int, name: bytes, value: bytes, log_stream: io.StringIO) -> None:
+    credential = b"Bearer eyJ-a-real-looking-token." + value
+    status, _ = await _raw(port, "POST", "/api/v1/withdrawals", [(name, credential)])
+    assert status == 400
+    log = log_stream.getvalue()
+    assert "Traceback" not in log and "eyJ-a-real-looking-token" not in log
 
 
 @pytest.mark.parametrize("value", HOSTILE)
