@@ -171,11 +171,11 @@ async def run_with_settings(settings: Settings, *, overrides: Mapping[str, Any] 
     try:
         await runner.setup()
         await web.TCPSite(runner, host, port).start()
-    except OSError as exc:
+    except (OSError, OverflowError) as exc:  # OverflowError: a port past 65535
         await runner.cleanup()
         await teller.stop()
         raise StartFailed.cannot_listen(exc, host=host, port=port, setting=_LISTEN_SETTING.get(
-            exc.errno or 0, "server.host and server.port (TELLER_PORT)")) from exc
+            getattr(exc, "errno", None) or 0, "server.host and server.port (TELLER_PORT)")) from exc
     except BaseException:
         await runner.cleanup()
         await teller.stop()

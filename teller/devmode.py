@@ -2,7 +2,8 @@
 
 Starts a local anvil with a demo USDT token, the Paystar sandbox (which also serves the bank
 statement), and builds settings for SQLite under ``var/``, Telegram messages to the log and
-events in-process. ``TELLER_PORT`` and ``TELLER_DEV_SANDBOX_PORT`` move the two listening ports. Secrets for dev (JWT key, ops token) are generated once into
+events in-process. ``TELLER_PORT`` and ``TELLER_DEV_SANDBOX_PORT`` move the two listening ports (a bad value
+is a config error before anything starts). Secrets for dev (JWT key, ops token) are generated once into
 ``var/dev-secrets.json`` and reused, so tokens survive a restart. The signer uses a public dev
 mnemonic, never a real one, and its hot wallet is funded from the dev faucet.
 """
@@ -18,7 +19,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from teller.config import Settings, settings_from_mapping
+from teller.config import ConfigError, Settings, settings_from_mapping
 from teller.errors import StartFailed
 from teller.log import get_logger
 
@@ -28,7 +29,9 @@ __all__ = ["dev_environment", "dev_banner", "DEV_SIGNER_MNEMONIC", "DEV_CHAIN_ID
 DEV_SIGNER_MNEMONIC = "abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon about"
 DEV_CHAIN_ID = 31337
 DEV_BOT_TOKEN = "1234567:DEV-ONLY-bot-token"
+DEV_PORT = 8080
 DEV_SANDBOX_PORT = 8091
+PORT_MAX = 65535
 DEV_BLOCK_TIME_S = 1
 HOT_WALLET_FUND_WEI = 1_000 * 10**18
 HOT_WALLET_FUND_USDT_MINOR = 1_000_000 * 10**6
@@ -45,10 +48,21 @@ def _dev_secrets(var_dir: Path) -> dict[str, str]:
     return values
 
 
-def dev_settings(*, var_dir: Path, rpc_url: str, token_address: str, sandbox: Any) -> Settings:
+def _port_from_env(name: str, default: int) -> int:
+    """A port from the environment. A bad value is a config error (the value not echoed), raised before
+    anything starts."""
+    text = os.environ.get(name, "").strip()
+    if not text:
+        return default
+    if not (text.isascii() and text.isdigit() and len(text) <= 5 and 0 < int(text) <= PORT_MAX):
+        raise ConfigError(f"{name} must be a port number (1 to {PORT_MAX})")
+    return int(text)
+
+
+def dev_settings(*, var_dir: Path, port: int, rpc_url: str, token_address: str, sandbox: Any) -> Settings:
     dev_secrets = _dev_secrets(var_dir)
     return settings_from_mapping({
-        "server": {"host": "127.0.0.1", "port": int(os.environ.get("TELLER_PORT", "8080")), "node": "teller-dev"},
+        "server": {"host": "127.0.0.1", "port": port, "node": "teller-dev"},
         "database": {"url": f"sqlite:///{var_dir / 'teller.db'}"},
         "auth": {"bot_token": DEV_BOT_TOKEN, "jwt_secret": dev_secrets["jwt_secret"],
                  "ops_token": dev_secrets["ops_token"], "dev": True},
@@ -83,6 +97,8 @@ async def dev_environment(*, var_dir: str) -> AsyncIterator[tuple[Settings, dict
     from teller.chain.keys import HdWallet
     from teller.payments.sandbox import start_sandbox
 
+    port = _port_from_env("TELLER_PORT", DEV_PORT)
+    sandbox_port = _port_from_env("TELLER_DEV_SANDBOX_PORT", DEV_SANDBOX_PORT)
     root = Path(var_dir)
     root.mkdir(parents=True, exist_ok=True)
     anvil = AnvilProcess(chain_id=DEV_CHAIN_ID, block_time_s=DEV_BLOCK_TIME_S)
@@ -97,7 +113,6 @@ async def dev_environment(*, var_dir: str) -> AsyncIterator[tuple[Settings, dict
         hot_wallet = HdWallet(DEV_SIGNER_MNEMONIC).address(0)
         await asyncio.to_thread(dev.set_balance, hot_wallet, HOT_WALLET_FUND_WEI)
         await asyncio.to_thread(dev.mint, token, to=hot_wallet, amount_minor=HOT_WALLET_FUND_USDT_MINOR)
-        sandbox_port = int(os.environ.get("TELLER_DEV_SANDBOX_PORT", DEV_SANDBOX_PORT))
         try:
             sandbox = await start_sandbox("127.0.0.1", sandbox_port)
         except OSError as exc:
@@ -107,7 +122,8 @@ async def dev_environment(*, var_dir: str) -> AsyncIterator[tuple[Settings, dict
         db_path = root / "teller.db"
         for stale in (db_path, root / "teller.db-wal", root / "teller.db-shm"):
             stale.unlink(missing_ok=True)
-        settings = dev_settings(var_dir=root, rpc_url=anvil.url, token_address=token, sandbox=sandbox)
+        settings = dev_settings(var_dir=root, port=port, rpc_url=anvil.url, token_address=token,
+                                sandbox=sandbox)
         _log.info("devmode.ready", rpc_url=anvil.url, token=token, sandbox=sandbox.url, hot_wallet=hot_wallet,
                   mini_app=f"http://{settings.server.host}:{settings.server.port}/",
                   ops_token_file=str(root / "dev-secrets.json"))

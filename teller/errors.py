@@ -289,8 +289,9 @@ class StartFailed(TellerError):
     default_message = "Teller could not start"
 
     @classmethod
-    def cannot_listen(cls, exc: OSError, *, host: str, port: int, setting: str,
+    def cannot_listen(cls, exc: OSError | OverflowError, *, host: str, port: int, setting: str,
                       what: str = "") -> StartFailed:
         """A listening socket could not be opened; ``setting`` names what moves it."""
-        reason = os.strerror(exc.errno).lower() if exc.errno else str(exc)
+        errno = getattr(exc, "errno", None)
+        reason = os.strerror(errno).lower() if errno and errno > 0 else str(exc)  # < 0: getaddrinfo's codes
         return cls(f"cannot listen on {host}:{port}{what}: {reason}; set {setting}")

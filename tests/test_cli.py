@@ -93,6 +93,12 @@ def test_a_taken_port_is_one_line_naming_server_port(tmp_path: Path, taken_port:
     assert left == []
 
 
+def test_a_port_past_65535_is_one_line(tmp_path: Path) -> None:
+    result, _ = _run(tmp_path, ["--config", str(_config(tmp_path, port=70000))])
+    line = _assert_one_line(result, names="server.port (TELLER_PORT)")
+    assert "cannot listen on 127.0.0.1:70000" in line
+
+
 def test_an_unreachable_database_is_one_line_naming_database_url_without_its_password(tmp_path: Path) -> None:
     url = f"postgresql://teller:{DB_PASSWORD}@127.0.0.1:{free_port()}/teller"
     result, _ = _run(tmp_path, ["--config", str(_config(tmp_path, port=free_port(), database_url=url))])
@@ -120,6 +126,16 @@ def test_dev_mode_on_a_taken_sandbox_port_is_one_line_and_stops_anvil(tmp_path: 
                         TELLER_PORT=str(free_port()), TELLER_DEV_SANDBOX_PORT=str(taken_port))
     line = _assert_one_line(result, names="set TELLER_DEV_SANDBOX_PORT")
     assert f"127.0.0.1:{taken_port} (the Paystar sandbox)" in line
+    assert left == []
+
+
+@pytest.mark.parametrize("variable", ["TELLER_PORT", "TELLER_DEV_SANDBOX_PORT"])
+def test_dev_mode_with_a_bad_port_variable_is_one_line_before_anything_starts(tmp_path: Path,
+                                                                             variable: str) -> None:
+    ports = {"TELLER_PORT": str(free_port()), "TELLER_DEV_SANDBOX_PORT": str(free_port()), variable: "80a80"}
+    result, left = _run(tmp_path, ["--dev", "--var-dir", str(tmp_path / "var")], **ports)
+    line = _assert_one_line(result, names=f"{variable} must be a port number", exit_code=2)
+    assert "80a80" not in line
     assert left == []
 
 
