@@ -35,9 +35,19 @@ __all__ = [
     "NatsSettings",
     "load_settings",
     "settings_from_mapping",
+    "is_header_credential",
+    "CREDENTIAL_LEN_MAX",
 ]
 
 JWT_SECRET_LEN_MIN = 32
+# What a credential sent in a header may be (teller.http.auth compares them as bytes): far above any
+# token we issue or any secret an operator configures; aiohttp caps a header at 8190 bytes.
+CREDENTIAL_LEN_MAX = 4096
+
+
+def is_header_credential(value: str) -> bool:
+    """1 to CREDENTIAL_LEN_MAX printable ASCII characters: what an HTTP header can carry intact."""
+    return 0 < len(value) <= CREDENTIAL_LEN_MAX and value.isascii() and value.isprintable()
 _TOML_POSITION = re.compile(r"\(at (line \d+, column \d+|end of document)\)")
 
 
@@ -325,6 +335,11 @@ def _validate(section: str, settings: Any) -> None:
             raise ConfigError("auth.bot_token must not be empty")
         if not settings.ops_token:
             raise ConfigError("auth.ops_token must not be empty")
+        # A configured secret no header could carry would never match: its routes shut without a word.
+        for key in ("ops_token", "gateway_secret"):
+            value = getattr(settings, key)
+            if value and not is_header_credential(value):
+                raise ConfigError(f"auth.{key} must be 1 to {CREDENTIAL_LEN_MAX} printable ASCII characters")
     if section == "telegram" and settings.mode not in ("off", "polling", "webhook"):
         raise ConfigError("telegram.mode must be one of off, polling, webhook")
     if section == "telegram":

@@ -246,3 +246,16 @@ def test_webhook_secrets_come_from_the_environment_and_stay_out_of_repr() -> Non
     assert (settings.telegram.webhook_secret, settings.telegram.webhook_path_secret) == (
         WEBHOOK_HEADER_SECRET, WEBHOOK_PATH_SECRET)
     assert "SECRET" not in repr(settings.telegram) and "SECRET" not in repr(settings)
+
+
+@pytest.mark.parametrize("key", ["ops_token", "gateway_secret"])
+@pytest.mark.parametrize("value", ["tøken-with-a-non-ascii-letter", "token with\ta tab", "token\x00nul", "x" * 4097])
+def test_a_credential_that_no_header_could_carry_is_refused_naming_the_key_never_the_value(key: str, value: str) -> None:
+    """A header credential is 1 to 4096 printable ASCII characters, compared as bytes: a configured one
+    outside that would never match any request, and its routes would be shut without a word."""
+    raw = base()
+    raw["auth"][key] = value
+    with pytest.raises(ConfigError) as info:
+        settings_from_mapping(raw, environ={})
+    assert f"auth.{key}" in str(info.value)
+    assert value not in str(info.value)

@@ -21,7 +21,7 @@ from typing import Any
 import jwt
 from aiogram.utils.web_app import safe_parse_webapp_init_data
 
-from teller.config import AuthSettings
+from teller.config import AuthSettings, is_header_credential
 from teller.errors import ExpiredInitData, InvalidInitData, InvalidToken, NotAuthenticated, UntrustedGateway
 
 __all__ = ["TelegramIdentity", "Authenticator", "bearer_token", "JWT_AUDIENCE", "JWT_ISSUER"]
@@ -35,8 +35,6 @@ CLOCK_SKEW_S = 60
 TELEGRAM_ID_MAX = 2**52
 # Checked before int(): int() refuses a run of over 4300 digits, and a long one is slow anyway.
 TELEGRAM_ID_DIGITS_MAX = len(str(TELEGRAM_ID_MAX))
-# Far above any token we issue or any secret an operator configures; aiohttp caps a header at 8190 bytes.
-CREDENTIAL_LEN_MAX = 4096
 # Verified tokens remembered until they expire: a token is immutable and its signature was checked,
 # so re-verifying it on every request (~60 us of HMAC and JSON) buys nothing. Bounded, LRU.
 VERIFIED_TOKENS_MAX = 50_000
@@ -44,7 +42,7 @@ VERIFIED_TOKENS_MAX = 50_000
 
 def _credential_bytes(value: str) -> bytes | None:
     """``value`` as bytes when it is 1 to CREDENTIAL_LEN_MAX printable ASCII characters, else None."""
-    if not 0 < len(value) <= CREDENTIAL_LEN_MAX or not value.isascii() or not value.isprintable():
+    if not is_header_credential(value):
         return None
     return value.encode("ascii")
 
