@@ -4,13 +4,17 @@
 
     TellerError(code)
     ├── InvalidInput ........... 400/422  MalformedRequest, InvalidAmount, InvalidAddress, InvalidCard,
-    │                                     InvalidIdempotencyKey, InvalidIban, UnknownChain, UnknownAsset
+    │                                     InvalidIdempotencyKey, InvalidIban, UnknownChain, UnknownAsset,
+    │                                     InvalidNationalCode, InvalidContact, IdentityMismatch,
+    │                                     CardOwnerMismatch, IbanOwnerMismatch
     ├── NotAuthenticated ....... 401      InvalidInitData, ExpiredInitData, InvalidToken, UntrustedGateway
-    ├── Forbidden .............. 403      WithdrawalsFrozen
+    ├── Forbidden .............. 403      WithdrawalsFrozen, ForeignContact, IdentityRequired
     ├── NotFound ............... 404
     ├── Conflict ............... 409      InsufficientFunds, IdempotencyConflict, CardExists,
-    │                                     HoldAlreadyResolved, AlreadyCredited
-    ├── LimitExceeded .......... 403/429  DailyLimitExceeded, RateLimited
+    │                                     HoldAlreadyResolved, AlreadyCredited, IbanExists,
+    │                                     IdentityVerified, ContactRequired, NationalCodeTaken,
+    │                                     AssignmentContradicts
+    ├── LimitExceeded .......... 403/429  DailyLimitExceeded, RateLimited (ProviderLimit)
     ├── PayloadTooLarge ........ 413
     ├── UpstreamUnavailable .... 502/503  ChainUnavailable (UnknownBlock), ProviderUnavailable,
     │                                     TelegramUnavailable, EventsUnavailable, ServiceUnavailable
@@ -39,6 +43,11 @@ __all__ = [
     "InvalidIban",
     "UnknownChain",
     "UnknownAsset",
+    "InvalidNationalCode",
+    "InvalidContact",
+    "IdentityMismatch",
+    "CardOwnerMismatch",
+    "IbanOwnerMismatch",
     "NotAuthenticated",
     "InvalidInitData",
     "ExpiredInitData",
@@ -46,6 +55,8 @@ __all__ = [
     "UntrustedGateway",
     "Forbidden",
     "WithdrawalsFrozen",
+    "ForeignContact",
+    "IdentityRequired",
     "NotFound",
     "Conflict",
     "InsufficientFunds",
@@ -53,9 +64,15 @@ __all__ = [
     "CardExists",
     "HoldAlreadyResolved",
     "AlreadyCredited",
+    "IbanExists",
+    "IdentityVerified",
+    "ContactRequired",
+    "NationalCodeTaken",
+    "AssignmentContradicts",
     "LimitExceeded",
     "DailyLimitExceeded",
     "RateLimited",
+    "ProviderLimit",
     "PayloadTooLarge",
     "UpstreamUnavailable",
     "ChainUnavailable",
@@ -134,6 +151,33 @@ class UnknownAsset(InvalidInput):
     default_message = "unknown asset"
 
 
+class InvalidNationalCode(InvalidInput):
+    code = "invalid_national_code"
+    default_message = "invalid national code"
+
+
+class InvalidContact(InvalidInput):
+    """The shared contact is not Telegram's (bad signature), is malformed, or is too old."""
+
+    code = "invalid_contact"
+    default_message = "the shared contact is invalid or too old; share it again"
+
+
+class IdentityMismatch(InvalidInput):
+    code = "identity_mismatch"
+    default_message = "this national code is not registered to your mobile number"
+
+
+class CardOwnerMismatch(InvalidInput):
+    code = "card_owner_mismatch"
+    default_message = "this card is not registered to your national code"
+
+
+class IbanOwnerMismatch(InvalidInput):
+    code = "iban_owner_mismatch"
+    default_message = "this IBAN is not registered to your national code"
+
+
 class NotAuthenticated(TellerError):
     code = "not_authenticated"
     default_message = "authentication required"
@@ -171,6 +215,16 @@ class WithdrawalsFrozen(Forbidden):
     default_message = "withdrawals of this asset are frozen for your account until support reviews it"
 
 
+class ForeignContact(Forbidden):
+    code = "foreign_contact"
+    default_message = "share your own contact, not someone else's"
+
+
+class IdentityRequired(Forbidden):
+    code = "identity_required"
+    default_message = "verify your identity (mobile and national code) first"
+
+
 class NotFound(TellerError):
     code = "not_found"
     default_message = "not found"
@@ -206,6 +260,33 @@ class AlreadyCredited(Conflict):
     default_message = "this statement line was already credited to another user"
 
 
+class IbanExists(Conflict):
+    code = "iban_exists"
+    default_message = "this IBAN is already registered"
+
+
+class IdentityVerified(Conflict):
+    code = "identity_verified"
+    default_message = "your identity is already verified; the mobile number can no longer change"
+
+
+class ContactRequired(Conflict):
+    code = "contact_required"
+    default_message = "share your mobile number from Telegram first"
+
+
+class NationalCodeTaken(Conflict):
+    code = "national_code_taken"
+    default_message = "this national code is already verified on another account"
+
+
+class AssignmentContradicts(Conflict):
+    """Ops tried to credit a suspense line to a user whose verified cards or IBANs say it is someone else's."""
+
+    code = "assignment_contradicts_line"
+    default_message = "the line's card or IBAN belongs to another verified user"
+
+
 class LimitExceeded(TellerError):
     code = "limit_exceeded"
     default_message = "limit exceeded"
@@ -223,6 +304,11 @@ class RateLimited(LimitExceeded):
     def __init__(self, message: str | None = None, *, retry_after_s: int = 1, **details: Any) -> None:
         super().__init__(message, retry_after_s=retry_after_s, **details)
         self.retry_after_s = retry_after_s
+
+
+class ProviderLimit(RateLimited):
+    code = "provider_limit"
+    default_message = "the verification provider's inquiry limit is reached; try again later"
 
 
 class PayloadTooLarge(TellerError):

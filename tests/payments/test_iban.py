@@ -64,3 +64,12 @@ def test_invalid_ibans_are_rejected(text: object) -> None:
     with pytest.raises(InvalidIban) as info:
         parse_iban(text)
     assert info.value.code == "invalid_iban"
+
+
+@given(text=st.text(max_size=80))
+def test_any_text_is_an_iban_or_invalid_iban_never_another_error(text: str) -> None:
+    try:
+        iban = parse_iban(text)
+    except InvalidIban:
+        return
+    assert iban_check_valid(iban) and iban.isascii()
