@@ -1,9 +1,10 @@
-"""The Paystar open-banking client: API-key refresh, card-to-IBAN and IBAN inquiries.
+"""The Paystar open-banking client: API-key refresh, card-to-IBAN and IBAN inquiries, info-matching.
 
 Error contract (``teller.errors``)::
 
     InvalidCard / InvalidIban ...... the input fails local validation, or Paystar says the card/IBAN
                                      is unknown or invalid (status 10)
+    ProviderLimit .................. the inquiry limit is reached (status 9 / HTTP 429): 429, not retried
     ProviderUnavailable ............ everything else: timeouts, refused connections, 5xx after the
                                      bounded retries, garbage or unexpected answers, rejected
                                      application credentials; raised ``from`` the cause when there is one
@@ -12,6 +13,8 @@ The API key is fetched on first use and refreshed before it expires (a tenth of 
 at most ``REFRESH_AHEAD_MAX_S``); a 401 / status 4-5 on an inquiry refreshes it once and retries
 once, transparently. Concurrent callers share one refresh. The card number, the password, the
 refresh token and the key never reach a log line: logs carry the masked card and the path only.
+The info-matching calls (``shahkar``, ``card_matches``, ``iban_matches``) answer True or False; a
+national code and a mobile are logged masked, like a card.
 """
 
 from __future__ import annotations
@@ -25,17 +28,19 @@ from typing import Any
 import aiohttp
 
 from teller.config import PaystarSettings
-from teller.errors import InvalidCard, InvalidIban, ProviderUnavailable
+from teller.errors import InvalidCard, InvalidIban, ProviderLimit, ProviderUnavailable
 from teller.log import get_logger
 from teller.payments import paystar_wire as wire
 from teller.payments.cards import Card, parse_card
 from teller.payments.http_retry import Answer, RetryPolicy, exchange
 from teller.payments.iban import iban_bank, mask_iban, parse_iban
+from teller.payments.national_code import mask_mobile, mask_national_code
 
 __all__ = ["PaystarClient", "REFRESH_AHEAD_MAX_S", "REFRESH_AHEAD_FRACTION"]
 
 REFRESH_AHEAD_MAX_S = 300.0
 REFRESH_AHEAD_FRACTION = 0.1
+PROVIDER_LIMIT_RETRY_AFTER_S = 600  # the limit is a paid-inquiry budget: a top-up takes a while
 
 
 def _transient(answer: Answer) -> bool:
@@ -117,6 +122,38 @@ class PaystarClient:
             raise ProviderUnavailable("the provider answered about a different IBAN")
         return replace(info, iban=returned, bank=iban_bank(returned) or info.bank)
 
+    # -- info-matching ---------------------------------------------------------------------
+
+    async def shahkar(self, *, national_code: str, mobile: str) -> bool:
+        """Does this (validated) national code own this (normalized) mobile? A refusal (status 10) is no."""
+        body = wire.shahkar_body(application_id=self._settings.application_id,
+                                 access_password=self._settings.access_password,
+                                 national_code=national_code, mobile=mobile)
+        subject = f"{mask_national_code(national_code)}/{mask_mobile(mobile)}"
+        answer = await self._inquire(wire.PATH_SHAHKAR, body, subject=subject)
+        return answer is not None and self._parse(wire.parse_match, answer)
+
+    async def card_matches(self, card: Card, *, national_code: str) -> bool:
+        """Is this card's holder the owner of this national code? ``InvalidCard`` for an unknown card."""
+        body = wire.card_match_body(application_id=self._settings.application_id,
+                                    access_password=self._settings.access_password,
+                                    national_code=national_code, card=card.number)
+        answer = await self._inquire(wire.PATH_CARD_NATIONAL_ID, body, subject=card.masked)
+        if answer is None:
+            raise InvalidCard("the bank does not recognise this card number")
+        return bool(self._parse(wire.parse_match, answer))
+
+    async def iban_matches(self, iban: str, *, national_code: str) -> bool:
+        """Is the owner of this national code an owner of this account? ``InvalidIban`` for an unknown IBAN."""
+        iban = parse_iban(iban)
+        body = wire.iban_match_body(application_id=self._settings.application_id,
+                                    access_password=self._settings.access_password,
+                                    national_code=national_code, iban=iban)
+        answer = await self._inquire(wire.PATH_IBAN_NATIONAL_ID, body, subject=mask_iban(iban))
+        if answer is None:
+            raise InvalidIban("the bank does not recognise this IBAN")
+        return bool(self._parse(wire.parse_match, answer))
+
     # -- plumbing --------------------------------------------------------------------------
 
     async def _inquire(self, path: str, body: Mapping[str, Any], *, subject: str) -> Answer | None:
@@ -145,6 +182,9 @@ class PaystarClient:
             if outcome == wire.Outcome.INVALID_INPUT:
                 log.info("paystar.not_found")
                 return None
+            if outcome == wire.Outcome.LIMIT:
+                log.warning("paystar.inquiry_limit", http_status=answer.http_status)
+                raise ProviderLimit(retry_after_s=PROVIDER_LIMIT_RETRY_AFTER_S)
             log.warning("paystar.unexpected_answer", http_status=answer.http_status, status=wire.answer_status(answer.body))
             raise ProviderUnavailable("the payment provider gave an unexpected answer")
         raise AssertionError("unreachable: the loop returns or raises")

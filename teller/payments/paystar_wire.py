@@ -19,6 +19,25 @@ production is one small change in this file. What is known, and from where:
   to the documented 24 h lifetime). ``status`` is accepted as int or string (clients in the wild
   read it as a string).
 
+Info-matching ("validation and identity", docs.paystar.ir/docs/open-bankings/info-matching), the
+identity checks of issue 15:
+
+- docs.paystar.ir: the page exists under that title, authenticates like the inquiries above (API key
+  as Bearer, ``application_id`` and ``access_password`` in the body) and lists Shahkar (national code
+  <-> mobile) among its services; the stored copy we could read stops before the request fields.
+- The public English digest of those docs (July 2025): the paths
+  ``open-banking/service/info-matching/mobile-national-id`` (``national_id``, ``mobile_number``),
+  ``.../card-national-id`` (``national_id``, ``card_number``, ``birth_date``) and
+  ``.../iban-national-id`` (``national_id``, ``iban``, ``birth_date``), and the answer
+  ``{"status": 1, "data": {"is_matched": true}, "message"}``; shared status 9 is "insufficient
+  banking wallet balance" (inquiries are paid from it).
+- Assumed: that ``birth_date`` may be left out (Teller collects no birth date; if production
+  requires it, the identity route must gain a ``birth_date`` and these bodies carry it, see
+  ``card_match_body``); that ``is_matched`` is a JSON boolean (``"true"``/``1`` are accepted, anything
+  else is a malformed answer, never a match); that the inquiry limit shows as status 9 or HTTP 429;
+  and that status 10 on a match means the provider refuses the pair (a mismatch to the user).
+- Mobile numbers go as ``09xxxxxxxxx`` (the form every Iranian Shahkar service documents).
+
 Production ``base_url`` is ``https://core.paystar.ir/api``; the sandbox serves the same paths.
 """
 
@@ -33,6 +52,10 @@ __all__ = [
     "PATH_REFRESH",
     "PATH_CARD_TO_IBAN",
     "PATH_IBAN_INQUIRY",
+    "PATH_SHAHKAR",
+    "PATH_CARD_NATIONAL_ID",
+    "PATH_IBAN_NATIONAL_ID",
+    "STATUS_INQUIRY_LIMIT",
     "STATUS_OK",
     "STATUS_TOKEN_INVALID",
     "STATUS_TOKEN_EXPIRED",
@@ -51,6 +74,11 @@ __all__ = [
     "parse_api_key",
     "parse_card_to_iban",
     "parse_iban_inquiry",
+    "parse_match",
+    "shahkar_body",
+    "card_match_body",
+    "iban_match_body",
+    "match_answer",
     "refresh_body",
     "card_to_iban_body",
     "iban_inquiry_body",
@@ -62,11 +90,15 @@ __all__ = [
 PATH_REFRESH = "/open-banking/application/refresh-api-key"
 PATH_CARD_TO_IBAN = "/open-banking/service/bank-inquiry/card-to-iban"
 PATH_IBAN_INQUIRY = "/open-banking/service/bank-inquiry/iban-inquiry"
+PATH_SHAHKAR = "/open-banking/service/info-matching/mobile-national-id"
+PATH_CARD_NATIONAL_ID = "/open-banking/service/info-matching/card-national-id"
+PATH_IBAN_NATIONAL_ID = "/open-banking/service/info-matching/iban-national-id"
 
 STATUS_OK = 1
 STATUS_TOKEN_INVALID = 4
 STATUS_TOKEN_EXPIRED = 5
 STATUS_WRONG_PASSWORD = 6
+STATUS_INQUIRY_LIMIT = 9  # "insufficient banking wallet balance": no more paid inquiries for now
 STATUS_INVALID_INPUT = 10
 STATUS_UPSTREAM_ERROR = 11
 STATUS_REFRESH_TOKEN_INVALID = 13
@@ -81,6 +113,10 @@ F_ACCESS_PASSWORD = "access_password"
 F_REFRESH_TOKEN = "refresh_token"
 F_CARD = "card"
 F_IBAN = "iban"
+F_NATIONAL_ID = "national_id"
+F_MOBILE = "mobile_number"
+F_CARD_NUMBER = "card_number"
+F_BIRTH_DATE = "birth_date"  # documented as required by the digest; never sent (assumed optional)
 # Answer fields.
 A_STATUS = "status"
 A_DATA = "data"
@@ -93,6 +129,9 @@ CARD_BANK = "bank_name"  # assumed
 IBAN_OWNERS = "owners"  # assumed: a list of full names
 IBAN_BANK = "bank_name"  # assumed
 IBAN_ACCOUNT_STATUS = "account_status"  # assumed: e.g. "active"
+MATCHED = "is_matched"
+_TRUE = (True, 1, "true", "1")
+_FALSE = (False, 0, "false", "0")
 
 
 class MalformedAnswer(Exception):
@@ -136,6 +175,7 @@ class Outcome:
     AUTH = "auth"  # the key is invalid or expired: refresh once and retry
     INVALID_INPUT = "invalid_input"  # the card or IBAN is unknown/invalid
     RETRYABLE = "retryable"  # 5xx or the provider's own upstream failed
+    LIMIT = "limit"  # the inquiry limit (paid inquiries) is reached: not retried, the caller says so
     FAILED = "failed"  # anything else: credentials rejected, unexpected status
 
 
@@ -149,6 +189,25 @@ def card_to_iban_body(*, application_id: str, access_password: str, card: str) -
 
 def iban_inquiry_body(*, application_id: str, access_password: str, iban: str) -> dict[str, str]:
     return {F_APPLICATION_ID: application_id, F_ACCESS_PASSWORD: access_password, F_IBAN: iban}
+
+
+def shahkar_body(*, application_id: str, access_password: str, national_code: str, mobile: str) -> dict[str, str]:
+    return {F_APPLICATION_ID: application_id, F_ACCESS_PASSWORD: access_password, F_NATIONAL_ID: national_code,
+            F_MOBILE: mobile}
+
+
+def card_match_body(*, application_id: str, access_password: str, national_code: str, card: str) -> dict[str, str]:
+    return {F_APPLICATION_ID: application_id, F_ACCESS_PASSWORD: access_password, F_NATIONAL_ID: national_code,
+            F_CARD_NUMBER: card}
+
+
+def iban_match_body(*, application_id: str, access_password: str, national_code: str, iban: str) -> dict[str, str]:
+    return {F_APPLICATION_ID: application_id, F_ACCESS_PASSWORD: access_password, F_NATIONAL_ID: national_code,
+            F_IBAN: iban}
+
+
+def match_answer(matched: bool) -> dict[str, Any]:
+    return ok_answer({MATCHED: matched})
 
 
 def ok_answer(data: Mapping[str, Any]) -> dict[str, Any]:
@@ -178,6 +237,8 @@ def classify(http_status: int, body: Any) -> str:
     status = answer_status(body)
     if http_status == 401 or status in (STATUS_TOKEN_INVALID, STATUS_TOKEN_EXPIRED):
         return Outcome.AUTH
+    if http_status == 429 or status == STATUS_INQUIRY_LIMIT:
+        return Outcome.LIMIT
     if status == STATUS_INVALID_INPUT:
         return Outcome.INVALID_INPUT
     if status == STATUS_UPSTREAM_ERROR:
@@ -250,3 +311,15 @@ def parse_iban_inquiry(body: Any) -> IbanInfo:
         bank=_text(data, IBAN_BANK, required=False),
         account_status=_text(data, IBAN_ACCOUNT_STATUS, required=False),
     )
+
+
+def parse_match(body: Any) -> bool:
+    """``data.is_matched`` of an info-matching answer. Anything but a clear yes or no is malformed."""
+    value = _data(body).get(MATCHED)
+    if isinstance(value, str):
+        value = value.strip().lower()
+    if value in _TRUE and not isinstance(value, float):
+        return True
+    if value in _FALSE and not isinstance(value, float):
+        return False
+    raise MalformedAnswer(f"the answer's data.{MATCHED} is not a boolean")

@@ -7,6 +7,9 @@ Routes::
     POST /open-banking/application/refresh-api-key      Paystar: a new API key (lifetime api_key_ttl_s)
     POST /open-banking/service/bank-inquiry/card-to-iban Paystar: card -> IBAN, owner, bank
     POST /open-banking/service/bank-inquiry/iban-inquiry Paystar: IBAN -> owners, bank
+    POST /open-banking/service/info-matching/mobile-national-id   Shahkar: national code <-> mobile
+    POST /open-banking/service/info-matching/card-national-id     card <-> national code
+    POST /open-banking/service/info-matching/iban-national-id     IBAN <-> national code
     GET  /sandbox/statement?cursor=&limit=               statement lines, cursor-paginated
     POST /sandbox/statement/lines                        append a line {amount_rial, source_iban|source_card, ...}
     POST /sandbox/control                                {"action": "fail", "mode", "count", "scope"}
@@ -35,7 +38,7 @@ from aiohttp import web
 from teller.log import configure_logging, get_logger
 from teller.payments import paystar_wire as wire
 from teller.errors import InvalidCard
-from teller.payments.sandbox_state import FailureMode, SandboxState, Scope, fake_iban_account
+from teller.payments.sandbox_state import FailureMode, SandboxState, Scope
 from teller.payments.statement import PATH_STATEMENT, STATEMENT_PAGE_MAX, line_to_wire
 
 __all__ = ["SandboxHandle", "start_sandbox", "make_app", "main"]
@@ -76,6 +79,10 @@ async def _planned_failure(request: web.Request, scope: str) -> web.Response | N
         return web.Response(text="<html>502 Bad Gateway</html>", content_type="text/html")
     if mode == FailureMode.MALFORMED:
         return _json({"status": wire.STATUS_OK, "data": {"unexpected": True}, "message": "ok"})
+    if mode == FailureMode.MISMATCH:
+        return _json(wire.match_answer(False))
+    if mode == FailureMode.LIMIT:
+        return _json(wire.error_answer(wire.STATUS_INQUIRY_LIMIT, "sandbox: insufficient banking wallet balance"))
     return _json(wire.error_answer(wire.STATUS_INVALID_INPUT, "sandbox: card not found"), status=422)
 
 
@@ -131,13 +138,54 @@ async def _iban_inquiry(request: web.Request) -> web.Response:
     if denied is not None:
         return denied
     iban = body.get(wire.F_IBAN)
-    info = fake_iban_account(iban) if isinstance(iban, str) else None
+    info = request.app[_STATE].iban_account(iban) if isinstance(iban, str) else None
     if info is None:
         return _json(wire.error_answer(wire.STATUS_INVALID_INPUT, "iban not found"), status=422)
     return _json(wire.ok_answer({
         wire.F_IBAN: info.iban, wire.IBAN_OWNERS: list(info.owners), wire.IBAN_BANK: info.bank,
         wire.IBAN_ACCOUNT_STATUS: info.account_status,
     }))
+
+
+MatchRule = Callable[[SandboxState, dict[str, Any]], "bool | None"]
+
+
+def _matching(rule: MatchRule) -> Handler:
+    """An info-matching route: planned failures, auth, then ``rule`` (None: status 10, the input is unknown)."""
+
+    async def handle(request: web.Request) -> web.Response:
+        if (failed := await _planned_failure(request, Scope.MATCHING)) is not None:
+            return failed
+        body, denied = await _authorized(request)
+        if denied is not None:
+            return denied
+        matched = rule(request.app[_STATE], body)
+        if matched is None:
+            return _json(wire.error_answer(wire.STATUS_INVALID_INPUT, "invalid input"), status=422)
+        return _json(wire.match_answer(matched))
+
+    return handle
+
+
+def _text_fields(body: dict[str, Any], *names: str) -> list[str] | None:
+    values = [body.get(n) for n in names]
+    return [v for v in values if isinstance(v, str)] if len(values) == len(names) and all(
+        isinstance(v, str) for v in values) else None
+
+
+def _shahkar_rule(state: SandboxState, body: dict[str, Any]) -> bool | None:
+    fields = _text_fields(body, wire.F_NATIONAL_ID, wire.F_MOBILE)
+    return None if fields is None else state.shahkar(*fields)
+
+
+def _card_rule(state: SandboxState, body: dict[str, Any]) -> bool | None:
+    fields = _text_fields(body, wire.F_CARD_NUMBER, wire.F_NATIONAL_ID)
+    return None if fields is None else state.card_owned_by(*fields)
+
+
+def _iban_rule(state: SandboxState, body: dict[str, Any]) -> bool | None:
+    fields = _text_fields(body, wire.F_IBAN, wire.F_NATIONAL_ID)
+    return None if fields is None else state.iban_owned_by(*fields)
 
 
 async def _statement(request: web.Request) -> web.Response:
@@ -198,6 +246,9 @@ def make_app(state: SandboxState) -> web.Application:
     app.router.add_post(wire.PATH_REFRESH, _refresh)
     app.router.add_post(wire.PATH_CARD_TO_IBAN, _card_to_iban)
     app.router.add_post(wire.PATH_IBAN_INQUIRY, _iban_inquiry)
+    app.router.add_post(wire.PATH_SHAHKAR, _matching(_shahkar_rule))
+    app.router.add_post(wire.PATH_CARD_NATIONAL_ID, _matching(_card_rule))
+    app.router.add_post(wire.PATH_IBAN_NATIONAL_ID, _matching(_iban_rule))
     app.router.add_get(PATH_STATEMENT, _statement)
     app.router.add_post(PATH_STATEMENT + "/lines", _append_line)
     app.router.add_post("/sandbox/control", _control)

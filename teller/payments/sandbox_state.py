@@ -1,5 +1,8 @@
 """The Paystar sandbox's state and its fakes: credentials, expiring keys, planned failures, statement.
 
+Its people (``sandbox_people``) answer the info-matching inquiries: a card of a person there is
+that person's account (their name as owner), any other card keeps the derived fake below.
+
 Deterministic fakes, so tests can predict them: a card with a known BIN belongs to an account of
 that BIN's bank (IBAN bank code matches, mod-97 valid) whose 19-digit account part and owner are
 derived from a SHA-256 of the card; the owner of an IBAN is derived from the IBAN, so a card's
@@ -22,6 +25,7 @@ from teller.payments.banks import BANK_BY_BIN, BANK_BY_IBAN_CODE
 from teller.payments.cards import parse_card
 from teller.payments.iban import build_iban, iban_bank_code, parse_iban
 from teller.payments.paystar_wire import CardIbanInfo, IbanInfo
+from teller.payments.sandbox_people import PEOPLE, Person
 from teller.payments.statement import StatementLine
 
 __all__ = ["SandboxState", "FailureMode", "Scope", "fake_card_account", "fake_iban_account", "KEYS_MAX", "LINES_MAX"]
@@ -40,14 +44,17 @@ class FailureMode:
     GARBAGE = "garbage"  # HTTP 200, not JSON
     MALFORMED = "malformed"  # HTTP 200, JSON with status 1 but the data fields missing
     UNKNOWN_CARD = "unknown_card"  # status 10 (inquiries only)
-    ALL = frozenset({"timeout", "error", "garbage", "malformed", "unknown_card"})
+    MISMATCH = "mismatch"  # status 1, is_matched false (info-matching only)
+    LIMIT = "limit"  # status 9: the paid-inquiry budget is spent
+    ALL = frozenset({"timeout", "error", "garbage", "malformed", "unknown_card", "mismatch", "limit"})
 
 
 class Scope:
     INQUIRY = "inquiry"  # card-to-iban and iban-inquiry
+    MATCHING = "matching"  # info-matching: Shahkar, card and IBAN <-> national code
     REFRESH = "refresh"
     STATEMENT = "statement"
-    ALL = frozenset({"inquiry", "refresh", "statement"})
+    ALL = frozenset({"inquiry", "matching", "refresh", "statement"})
 
 
 def fake_owner(iban: str) -> str:
@@ -96,6 +103,7 @@ class SandboxState:
     refreshes: int = 0
     forgotten_cards: set[str] = field(default_factory=set)
     lines: list[StatementLine] = field(default_factory=list)
+    people: list[Person] = field(default_factory=lambda: list(PEOPLE))
     _failures: dict[str, deque[str]] = field(default_factory=dict)
 
     # -- keys ------------------------------------------------------------------------------
@@ -147,7 +155,48 @@ class SandboxState:
         self.forgotten_cards.add(parse_card(card).number)
 
     def card_account(self, card: str) -> CardIbanInfo | None:
-        return None if card in self.forgotten_cards else fake_card_account(card)
+        info = None if card in self.forgotten_cards else fake_card_account(card)
+        holder = self._holder_of_card(card)
+        return info if info is None or holder is None else CardIbanInfo(info.iban, holder.name, info.bank)
+
+    def iban_account(self, iban: str) -> IbanInfo | None:
+        info = fake_iban_account(iban)
+        holder = self._holder_of_iban(info.iban) if info is not None else None
+        if info is None or holder is None:
+            return info
+        return IbanInfo(info.iban, (holder.name,), info.bank, info.account_status)
+
+    # -- people (info-matching) ------------------------------------------------------------
+
+    def add_person(self, person: Person) -> None:
+        self.people.append(person)
+
+    def shahkar(self, national_code: str, mobile: str) -> bool:
+        return any(p.national_code == national_code and p.mobile == mobile for p in self.people)
+
+    def card_owned_by(self, card: str, national_code: str) -> bool | None:
+        """None when the bank does not know the card (status 10), else whether this code holds it."""
+        if self.card_account(card) is None:
+            return None
+        holder = self._holder_of_card(card)
+        return holder is not None and holder.national_code == national_code
+
+    def iban_owned_by(self, iban: str, national_code: str) -> bool | None:
+        info = fake_iban_account(iban)
+        if info is None:
+            return None
+        holder = self._holder_of_iban(info.iban)
+        return holder is not None and holder.national_code == national_code
+
+    def _holder_of_card(self, card: str) -> Person | None:
+        return next((p for p in self.people if card in p.cards), None)
+
+    def _holder_of_iban(self, iban: str) -> Person | None:
+        for person in self.people:
+            card_ibans = {a.iban for a in map(fake_card_account, person.cards) if a is not None}
+            if iban in person.ibans or iban in card_ibans:
+                return person
+        return None
 
     # -- statement -------------------------------------------------------------------------
 
