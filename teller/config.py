@@ -7,6 +7,7 @@ server never starts half-configured. Only ``[auth]`` is required; a flow whose s
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import tomllib
@@ -160,9 +161,13 @@ class IrtSettings:
     bank: str
     statement_url: str = ""
     statement_poll_interval_s: float = 30.0
-    card_hash_secret: str = ""  # TELLER_IRT_CARD_HASH_SECRET; empty: derived from auth.jwt_secret
+    card_hash_secret: str = ""  # TELLER_IRT_CARD_HASH_SECRET; required when IRT is on ([paystar] and [irt])
+    card_hash_key_id: str = "k1"  # the id stored beside every hash made with card_hash_secret
+    # [irt.card_hash_previous] key id = secret: older keys, still found, re-hashed on the next match.
+    # TELLER_IRT_CARD_HASH_PREVIOUS: the same as a JSON object.
+    card_hash_previous: tuple[tuple[str, str], ...] = ()
 
-    def __repr__(self) -> str:  # the card hash secret never reaches a log line
+    def __repr__(self) -> str:  # the card hash secrets never reach a log line
         statement_url = endpoint_of(self.statement_url)
         return f"IrtSettings(company_iban={self.company_iban!r}, statement_url={statement_url!r}, secrets=<hidden>)"
 
@@ -221,6 +226,7 @@ _ENV = {
     ("paystar", "access_password"): "TELLER_PAYSTAR_PASSWORD",
     ("paystar", "refresh_token"): "TELLER_PAYSTAR_REFRESH_TOKEN",
     ("irt", "card_hash_secret"): "TELLER_IRT_CARD_HASH_SECRET",
+    ("irt", "card_hash_previous"): "TELLER_IRT_CARD_HASH_PREVIOUS",
     ("telegram", "api_base"): "TELLER_TELEGRAM_API",
     ("telegram", "webhook_secret"): "TELLER_TELEGRAM_WEBHOOK_SECRET",
     ("telegram", "webhook_path_secret"): "TELLER_TELEGRAM_WEBHOOK_PATH_SECRET",
@@ -250,7 +256,9 @@ def settings_from_mapping(raw: Mapping[str, Any], *, environ: Mapping[str, str] 
     for (section, key), var in _ENV.items():
         if environ and environ.get(var):
             raw.setdefault(section, {})[key] = environ[var]
-    return Settings(
+    if isinstance(raw.get("irt"), dict) and "card_hash_previous" in raw["irt"]:
+        raw["irt"]["card_hash_previous"] = _card_keys_previous(raw["irt"]["card_hash_previous"])
+    settings = Settings(
         auth=_build(AuthSettings, raw, "auth", required=True),
         server=_build(ServerSettings, raw, "server"),
         database=_build(DatabaseSettings, raw, "database"),
@@ -262,6 +270,52 @@ def settings_from_mapping(raw: Mapping[str, Any], *, environ: Mapping[str, str] 
         telegram=_build(TelegramSettings, raw, "telegram"),
         nats=_build(NatsSettings, raw, "nats"),
     )
+    if settings.paystar is not None and settings.irt is not None:
+        _validate_card_keys(settings.irt)
+    return settings
+
+
+def _card_keys_previous(raw: Any) -> tuple[tuple[str, str], ...]:
+    """``irt.card_hash_previous`` as (key id, secret) pairs, from a TOML table or a JSON object string."""
+    from teller.payments.card_keys import KEYS_PREVIOUS_MAX, key_id_valid  # late: teller.payments imports config
+
+    key = "irt.card_hash_previous"
+    if isinstance(raw, str):
+        try:
+            raw = json.loads(raw)
+        except ValueError:
+            raise ConfigError(f"{key} (TELLER_IRT_CARD_HASH_PREVIOUS) must be a JSON object") from None
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"{key} must be a table of key id = secret")
+    pairs = []
+    for key_id, secret in raw.items():
+        if not key_id_valid(key_id):
+            raise ConfigError(f"{key}: a key id is 1 to 32 of [A-Za-z0-9_-]")
+        if not isinstance(secret, str):
+            raise ConfigError(f"{key}.{key_id} must be a str, got {_a(type(secret).__name__)}")
+        pairs.append((key_id, secret))
+    if len(pairs) > KEYS_PREVIOUS_MAX:
+        raise ConfigError(f"{key}: at most {KEYS_PREVIOUS_MAX} previous keys")
+    return tuple(pairs)
+
+
+def _validate_card_keys(irt: IrtSettings) -> None:
+    """IRT is on: its card-hash key is required and its own (never derived), and every key is usable."""
+    from teller.payments.card_keys import key_id_valid, parse_secret  # late: teller.payments imports config
+
+    if not irt.card_hash_secret:
+        raise ConfigError("missing required configuration key: irt.card_hash_secret (TELLER_IRT_CARD_HASH_SECRET)"
+                          " when [paystar] and [irt] are configured")
+    if not key_id_valid(irt.card_hash_key_id):
+        raise ConfigError("irt.card_hash_key_id is 1 to 32 of [A-Za-z0-9_-]")
+    if irt.card_hash_key_id in dict(irt.card_hash_previous):
+        raise ConfigError("irt.card_hash_key_id must not also be a key id in irt.card_hash_previous")
+    for name, text in (("card_hash_secret", irt.card_hash_secret),
+                       *((f"card_hash_previous.{kid}", secret) for kid, secret in irt.card_hash_previous)):
+        try:
+            parse_secret(text)
+        except ValueError as exc:
+            raise ConfigError(f"irt.{name}: {exc}") from None
 
 
 def _build(cls: type, raw: Mapping[str, Any], section: str, *, required: bool = False) -> Any:

@@ -56,7 +56,8 @@ def base() -> dict[str, Any]:
         }],
         "paystar": {"base_url": "http://127.0.0.1:2", "application_id": "app", "access_password": "pw",
                     "refresh_token": "rt"},
-        "irt": {"company_iban": "IR820540102680020817909002", "account_owner": "Teller Co", "bank": "Parsian"},
+        "irt": {"company_iban": "IR820540102680020817909002", "account_owner": "Teller Co", "bank": "Parsian",
+                "card_hash_secret": "h" * 32},
     }
 
 
@@ -71,6 +72,8 @@ def _section_cases() -> list[Any]:
     cases = []
     for section, cls in sections.items():
         for f in dataclasses.fields(cls):
+            if str(f.type).startswith("tuple"):  # a table (irt.card_hash_previous): its own tests below
+                continue
             for value, actual, never in _wrong_values(str(f.type)):
                 cases.append(pytest.param(section, f.name, str(f.type), value, actual, never,
                                           id=f"{section}.{f.name}={actual}"))
@@ -259,3 +262,61 @@ def test_a_credential_that_no_header_could_carry_is_refused_naming_the_key_never
         settings_from_mapping(raw, environ={})
     assert f"auth.{key}" in str(info.value)
     assert value not in str(info.value)
+
+
+# -- the card-hash keys (issue 15) -----------------------------------------------------------------
+
+def _irt(**irt: Any) -> dict[str, Any]:
+    raw = base()
+    raw["irt"] = {k: v for k, v in {**raw["irt"], **irt}.items() if v is not None}
+    return raw
+
+
+def test_irt_on_requires_its_own_card_hash_secret_naming_the_key() -> None:
+    with pytest.raises(ConfigError) as info:
+        settings_from_mapping(_irt(card_hash_secret=None), environ={})
+    assert "irt.card_hash_secret" in str(info.value) and "TELLER_IRT_CARD_HASH_SECRET" in str(info.value)
+    raw = _irt(card_hash_secret=None)
+    del raw["paystar"]  # IRT off: nothing to hash, nothing required
+    assert settings_from_mapping(raw, environ={}).irt is not None
+
+
+def test_the_card_hash_secret_and_previous_keys_come_from_the_environment() -> None:
+    settings = settings_from_mapping(_irt(card_hash_secret=None), environ={
+        "TELLER_IRT_CARD_HASH_SECRET": "s" * 32, "TELLER_IRT_CARD_HASH_PREVIOUS": '{"legacy": "hex:' + "ab" * 32 + '"}'})
+    assert settings.irt is not None and settings.irt.card_hash_secret == "s" * 32
+    assert settings.irt.card_hash_previous == (("legacy", "hex:" + "ab" * 32),)
+    assert "s" * 32 not in repr(settings) and "ab" * 32 not in repr(settings)
+
+
+@pytest.mark.parametrize(("irt", "names"), [
+    ({"card_hash_secret": "short"}, "irt.card_hash_secret"),
+    ({"card_hash_secret": "hex:zz" + "0" * 40}, "irt.card_hash_secret"),
+    ({"card_hash_key_id": "bad id!"}, "irt.card_hash_key_id"),
+    ({"card_hash_key_id": "old", "card_hash_previous": {"old": "o" * 32}}, "irt.card_hash_key_id"),
+    ({"card_hash_previous": {"bad id": "o" * 32}}, "irt.card_hash_previous"),
+    ({"card_hash_previous": {"old": SECRET_INT}}, "irt.card_hash_previous.old"),
+    ({"card_hash_previous": {"old": "short-" + SECRET_TEXT[:3]}}, "irt.card_hash_previous.old"),
+    ({"card_hash_previous": MNEMONIC_WORDS}, "irt.card_hash_previous"),
+    ({"card_hash_previous": "{not json " + SECRET_TEXT}, "irt.card_hash_previous"),
+    ({"card_hash_previous": {f"k{i}": "o" * 32 for i in range(9)}}, "irt.card_hash_previous"),
+])
+def test_bad_card_hash_keys_are_refused_naming_the_key_never_the_value(irt: dict[str, Any], names: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        settings_from_mapping(_irt(**irt), environ={})
+    message = str(info.value)
+    assert names in message, message
+    for part in (SECRET_TEXT, SECRET_TEXT[:3], str(SECRET_INT), *MNEMONIC_WORDS, "o" * 32):
+        assert part not in message, message
+
+
+def test_rotation_keys_parse() -> None:
+    from teller.flows.irt import card_keys
+    from teller.payments.card_keys import legacy_card_hash_secret
+
+    legacy = legacy_card_hash_secret("j" * 48)
+    settings = settings_from_mapping(_irt(card_hash_secret="n" * 32, card_hash_key_id="k2",
+                                          card_hash_previous={"k1": "o" * 32, "legacy": legacy}), environ={})
+    keys = card_keys(settings)
+    assert keys.current_id == "k2" and keys.ids == {"k2", "k1", "legacy"}
+    assert "n" * 32 not in repr(keys) and legacy not in repr(keys)

@@ -1,24 +1,25 @@
-"""PaymentMatcher: verifies users' bank cards and credits bank-statement lines to their senders.
+"""PaymentMatcher: credits bank-statement lines to their verified senders, or to suspense with the reason.
 
-Card registration: validate locally, refuse a card already registered (by anyone: the keyed hash is
-unique), ask Paystar for the card's IBAN and owner, then store the card (hash + mask, never the
-number) and a ``card.verified`` event in one DB transaction. Nothing is stored unless Paystar
-answered; a provider failure is ``ProviderUnavailable`` (502).
+Who a line belongs to is ``matching_rules.decide`` (the table is there): every identifier the line
+carries (full card, masked card, IBAN) must name the same single verified owner. Cards, IBANs and
+identities are bound by ``teller.payments.registry``; this actor only reads them.
 
 A statement line becomes exactly one ledger transfer keyed ``irt:{bank_reference}``, committed
 together with the line's row (and, for a user, an ``irt.credited`` event):
 
-- the sources it names (a full card by hash, a masked card by mask, an IBAN by the IBAN of a
-  verified card) point at exactly one user: ``bank:irt`` -> ``user:{id}:IRT``, through that user's
-  WalletActor, line ``matched``;
-- no user, or more than one (a mask shared by two users' cards, a card and an IBAN naming different
-  people): ``bank:irt`` -> ``suspense:irt``, line ``unmatched``, for ops to assign.
+- credited: ``bank:irt`` -> ``user:{id}:IRT``, through that user's WalletActor, line ``matched``;
+- otherwise: ``bank:irt`` -> ``suspense:irt``, line ``unmatched`` with its ``reason``, for ops.
+
+A full card found under a previous card-hash key is re-hashed under the current key on that match
+(before the credit, in its own conditional write: losing it only means it is done next time).
 
 Replays are harmless at every level: a stored line is skipped, the ledger key makes a second
 transfer a no-op (and a conflicting one, e.g. a line first parked in suspense, an
 ``IdempotencyConflict`` we treat as "already handled"). Ops assign an unmatched line with a second
 transfer ``suspense:irt`` -> ``user:{id}:IRT`` keyed ``irt-assign:{bank_reference}``, whose
-conditional update (unmatched -> assigned) runs in the same transaction: once, whatever the retries.
+conditional update (unmatched -> assigned, naming the operator) runs in the same transaction: once,
+whatever the retries; refused when the assignee has no verified identity or the line's identifiers
+name other verified owners.
 """
 
 from __future__ import annotations
@@ -26,29 +27,31 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from teller.actors.matching_rules import CARD, CARD_MASK, IBAN, Decision, Evidence, contradicts, decide
 from teller.assets import IRT_CODE, IRT_DECIMALS
 from teller.errors import (
     AlreadyCredited,
-    CardExists,
+    AssignmentContradicts,
     IdempotencyConflict,
-    LimitExceeded,
+    IdentityRequired,
     NotFound,
     TellerError,
 )
 from teller.events.schema import EventType
 from teller.money import format_amount
-from teller.payments.cards import card_hash, parse_card
+from teller.payments.card_keys import CardKeys
+from teller.payments.cards import parse_card
 from teller.payments.statement import StatementLine
 from teller.runtime import AsyncioActor, Handle
 from teller.storage.ledger_keys import statement_assign_key, statement_line_key
-from teller.storage import BANK_IRT, SUSPENSE_IRT, Event, Outbox, UniqueViolation, user_account
-from teller.storage.irt import LINE_ASSIGNED, LINE_MATCHED, LINE_UNMATCHED, CardRow, IrtRepository, LineRow
+from teller.storage import BANK_IRT, SUSPENSE_IRT, Event, UniqueViolation, user_account
+from teller.storage.irt import LINE_ASSIGNED, LINE_MATCHED, LINE_UNMATCHED, IrtRepository, LineRow
+from teller.storage.owners import VERIFIED, Owners
 from teller.storage.store import StaleWrite
 
-__all__ = ["PaymentMatcher", "CARDS_PER_USER_MAX", "MATCHER_MAILBOX_MAX", "line_key", "assign_key"]
+__all__ = ["PaymentMatcher", "MATCHER_MAILBOX_MAX", "line_key", "assign_key"]
 
-CARDS_PER_USER_MAX = 10
-MATCHER_MAILBOX_MAX = 2_000  # a statement page (500) plus card registrations and ops calls
+MATCHER_MAILBOX_MAX = 2_000  # a statement page (500) plus ops calls
 
 # Outcomes of handle_line, for logs, tests and the sync's counters.
 MATCHED, UNMATCHED, DUPLICATE = "matched", "unmatched", "duplicate"
@@ -73,39 +76,13 @@ class PaymentMatcher(AsyncioActor):
     expected_errors = (TellerError,)
     mailbox_max = MATCHER_MAILBOX_MAX
 
-    def __init__(self, *, store: Any, wallet: Callable[[int], Handle], paystar: Any, card_secret: bytes) -> None:
+    def __init__(self, *, store: Any, wallet: Callable[[int], Handle], keys: CardKeys) -> None:
         super().__init__()
         self.store = store
         self.repo = IrtRepository(store)
+        self.owners = Owners(store)
         self.wallet = wallet
-        self.paystar = paystar
-        self.card_secret = card_secret
-
-    # -- cards -----------------------------------------------------------------------------------
-    async def register_card(self, user_id: int, card_number: object) -> CardRow:
-        card = parse_card(card_number)  # InvalidCard (422) before anything else
-        digest = card.hash(secret=self.card_secret)
-        if await self.repo.card_by_hash(digest) is not None:
-            raise CardExists()
-        if await self.repo.count_cards_of(user_id) >= CARDS_PER_USER_MAX:
-            raise LimitExceeded(f"at most {CARDS_PER_USER_MAX} cards per user")
-        info = await self.paystar.card_to_iban(card)  # InvalidCard / ProviderUnavailable: nothing stored
-        # Re-check after the await: another request may have registered the card meanwhile. The
-        # unique hash decides in the end (across processes too); this only gives the clearer error.
-        try:
-            await self.store.run_atomic([
-                IrtRepository.insert_card(user_id=user_id, card_hash=digest, card_masked=card.masked,
-                                          iban=info.iban, owner_name=info.owner_name, bank=info.bank),
-                Outbox.write(Event(EventType.CARD_VERIFIED.value, {
-                    "user_id": str(user_id), "card_masked": card.masked, "bank": info.bank,
-                })),
-            ])
-        except UniqueViolation as exc:
-            raise CardExists() from exc
-        row = await self.repo.card_by_hash(digest)
-        assert row is not None and row.user_id == user_id, "the card row we just wrote is readable"
-        self.log.info("irt.card_verified", user_id=user_id, card_masked=card.masked, bank=info.bank)
-        return row
+        self.keys = keys
 
     # -- statement lines -------------------------------------------------------------------------
     async def handle_line(self, line: StatementLine) -> str:
@@ -117,34 +94,53 @@ class PaymentMatcher(AsyncioActor):
                 self.log.error("irt.reference_reused", bank_reference=ref, amount_stored=known.amount_minor,
                                amount_served=line.amount_rial)
             return DUPLICATE
-        hashed = card_hash(line.source_card, secret=self.card_secret) if line.card_is_full else None
-        candidates = await self._candidates(line, hashed)
-        if len(candidates) == 1:
-            (user_id,) = candidates
-            return await self.wallet(user_id).call("run", self._credit_user_command(line, hashed))
-        if candidates:
-            self.log.warning("irt.line_ambiguous", bank_reference=ref, candidates=len(candidates))
-        return await self._credit_suspense(line, hashed)
+        hashed = self.keys.hash(parse_card(line.source_card)) if line.card_is_full else None
+        evidence = await self._line_evidence(line)
+        decision = decide(evidence)
+        if decision.user_id is not None:
+            return await self.wallet(decision.user_id).call("run", self._credit_user_command(line, hashed))
+        self.log.warning("irt.line_to_suspense", bank_reference=ref, reason=decision.reason)
+        return await self._credit_suspense(line, hashed, decision)
 
-    async def _candidates(self, line: StatementLine, hashed: str | None) -> set[int]:
-        users: set[int] = set()
-        if hashed is not None:
-            users |= await self.repo.users_by_card_hash(hashed)
+    async def _line_evidence(self, line: StatementLine) -> list[Evidence]:
+        evidence = []
+        if line.card_is_full:
+            assert line.source_card is not None
+            card = parse_card(line.source_card)
+            found = await self.owners.owners_by_card_hashes([digest for _, digest in self.keys.hashes(card)])
+            for row in found.values():
+                if row.key_id != self.keys.current_id:  # found under an old key: re-key it now
+                    await self._rehash(row, self.keys.hash(card))
+            evidence.append(Evidence(CARD, frozenset(found)))
         elif line.card_masked is not None:
-            users |= await self.repo.users_by_card_mask(line.card_masked)
+            evidence.append(Evidence(CARD_MASK, frozenset(await self.owners.owners_by_card_mask(line.card_masked))))
         if line.source_iban is not None:
-            users |= await self.repo.users_by_iban(line.source_iban)
-        return users
+            evidence.append(Evidence(IBAN, frozenset(await self.owners.owners_by_iban(line.source_iban))))
+        return evidence
+
+    async def _rehash(self, row: Any, digest: str) -> None:
+        try:
+            await self.store.run_atomic([Owners.rehash_card(card_id=row.id, old_key_id=row.key_id, card_hash=digest,
+                                                            key_id=self.keys.current_id)])
+        except UniqueViolation:  # an unverified twin holds the current hash: ops' to untangle, the match stands
+            self.log.warning("irt.card_rehash_refused", card_id=row.id)
+            return
+        self.log.info("irt.card_rehashed", card_id=row.id, key_id=self.keys.current_id)
+
+    def _line_write(self, line: StatementLine, hashed: str | None, *, user_id: int | None,
+                    reason: str | None) -> Any:
+        return IrtRepository.insert_line(
+            bank_reference=line.bank_reference, amount_minor=line.amount_rial, source_iban=line.source_iban,
+            source_card_masked=line.card_masked, source_card_hash=hashed,
+            source_card_key_id=None if hashed is None else self.keys.current_id, occurred_at=line.occurred_at,
+            status=LINE_MATCHED if user_id is not None else LINE_UNMATCHED, user_id=user_id, reason=reason)
 
     def _credit_user_command(self, line: StatementLine, hashed: str | None) -> Callable[[Any, int], Any]:
         log = self.log
 
         async def credit(store: Any, user_id: int) -> str:
             ref = line.bank_reference
-            write = IrtRepository.insert_line(
-                bank_reference=ref, amount_minor=line.amount_rial, source_iban=line.source_iban,
-                source_card_masked=line.card_masked, source_card_hash=hashed, occurred_at=line.occurred_at,
-                status=LINE_MATCHED, user_id=user_id)
+            write = self._line_write(line, hashed, user_id=user_id, reason=None)
             event = _credited_event(user_id=user_id, amount_minor=line.amount_rial, reference=ref, how="statement")
             outcome = await _transfer_once(store, log, debit=BANK_IRT, credit=user_account(user_id, IRT_CODE),
                                            amount=line.amount_rial, key=line_key(ref), writes=[write],
@@ -155,21 +151,19 @@ class PaymentMatcher(AsyncioActor):
 
         return credit
 
-    async def _credit_suspense(self, line: StatementLine, hashed: str | None) -> str:
+    async def _credit_suspense(self, line: StatementLine, hashed: str | None, decision: Decision) -> str:
         ref = line.bank_reference
-        write = IrtRepository.insert_line(
-            bank_reference=ref, amount_minor=line.amount_rial, source_iban=line.source_iban,
-            source_card_masked=line.card_masked, source_card_hash=hashed, occurred_at=line.occurred_at,
-            status=LINE_UNMATCHED, user_id=None)
+        write = self._line_write(line, hashed, user_id=None, reason=decision.reason)
         outcome = await _transfer_once(self.store, self.log, debit=BANK_IRT, credit=SUSPENSE_IRT,
                                        amount=line.amount_rial, key=line_key(ref), writes=[write], outbox=[],
                                        ok=UNMATCHED)
         if outcome == UNMATCHED:
-            self.log.warning("irt.unmatched", bank_reference=ref, amount_rial=line.amount_rial, line=repr(line))
+            self.log.warning("irt.unmatched", bank_reference=ref, amount_rial=line.amount_rial, line=repr(line),
+                             reason=decision.reason)
         return outcome
 
     # -- ops -------------------------------------------------------------------------------------
-    async def assign(self, line_id: int, user_id: int) -> LineRow:
+    async def assign(self, line_id: int, user_id: int, operator: str) -> LineRow:
         """Move an unmatched line from suspense to a user, once. Again for the same user: a no-op."""
         line = await self.repo.line(line_id)
         if line is None:
@@ -179,7 +173,13 @@ class PaymentMatcher(AsyncioActor):
         if line.status == LINE_MATCHED or (line.status == LINE_ASSIGNED and line.user_id != user_id):
             raise AlreadyCredited()
         if line.status == LINE_UNMATCHED:
-            await self.wallet(user_id).call("run", self._assign_command(line))
+            identity = await self.owners.identity(user_id)
+            if identity is None or identity.status != VERIFIED:
+                raise IdentityRequired("the user has no verified identity: IRT cannot be credited to them")
+            if contradicts(await self._stored_line_evidence(line), user_id):
+                self.log.warning("irt.assignment_refused", line_id=line_id, user_id=user_id, operator=operator)
+                raise AssignmentContradicts()
+            await self.wallet(user_id).call("run", self._assign_command(line, operator))
         fresh = await self.repo.line(line_id)
         assert fresh is not None
         # Re-check after the awaits: a concurrent assignment to someone else wins by its key.
@@ -187,7 +187,20 @@ class PaymentMatcher(AsyncioActor):
             raise AlreadyCredited()
         return fresh
 
-    def _assign_command(self, line: LineRow) -> Callable[[Any, int], Any]:
+    async def _stored_line_evidence(self, line: LineRow) -> list[Evidence]:
+        """What a stored line's identifiers say now. Its card hash may predate a re-key: then its mask speaks."""
+        evidence = []
+        card_owners: set[int] = set()
+        if line.source_card_hash is not None:
+            card_owners = set(await self.owners.owners_by_card_hashes([line.source_card_hash]))
+        if not card_owners and line.source_card_masked is not None:
+            card_owners = await self.owners.owners_by_card_mask(line.source_card_masked)
+        evidence.append(Evidence(CARD, frozenset(card_owners)))
+        if line.source_iban is not None:
+            evidence.append(Evidence(IBAN, frozenset(await self.owners.owners_by_iban(line.source_iban))))
+        return evidence
+
+    def _assign_command(self, line: LineRow, operator: str) -> Callable[[Any, int], Any]:
         log = self.log
 
         async def assign(store: Any, user_id: int) -> None:
@@ -196,12 +209,13 @@ class PaymentMatcher(AsyncioActor):
                 await store.ledger.transfer(
                     debit=SUSPENSE_IRT, credit=user_account(user_id, IRT_CODE), asset=IRT_CODE,
                     amount=line.amount_minor, key=assign_key(ref),
-                    writes=[IrtRepository.assign_line(line_id=line.id, user_id=user_id)],
+                    writes=[IrtRepository.assign_line(line_id=line.id, user_id=user_id, operator=operator)],
                     outbox=[_credited_event(user_id=user_id, amount_minor=line.amount_minor, reference=ref,
                                             how="ops")])
             except (IdempotencyConflict, StaleWrite) as exc:
                 raise AlreadyCredited() from exc
-            log.info("irt.assigned", bank_reference=ref, user_id=user_id, amount_rial=line.amount_minor)
+            log.info("irt.assigned", bank_reference=ref, user_id=user_id, amount_rial=line.amount_minor,
+                     operator=operator)
 
         return assign
 

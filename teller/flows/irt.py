@@ -1,4 +1,4 @@
-"""The IRT flow: card verification, bank-statement sync and matching, user and ops routes.
+"""The IRT flow: verified identities, cards and IBANs, bank-statement sync and matching, user and ops routes.
 
 On when both ``[paystar]`` and ``[irt]`` are configured: PaymentMatcher then StatementSync under
 the ``payments`` slot (rest_for_one: a matcher restart restarts the sync after it; the sync
@@ -6,14 +6,17 @@ re-reads its page from the stored cursor). StatementSync runs only when there is
 source (``irt.statement_url`` or ``overrides["statement_source"]``). Off, the routes still exist and
 answer 503 ``feature_disabled``.
 
+The card-hash keys are ``irt.card_hash_secret`` under ``irt.card_hash_key_id`` plus
+``irt.card_hash_previous`` (config refuses a start without the secret when IRT is on; it is never
+derived from another secret). In dev mode (``auth.dev``) the flow adds ``POST /dev/contact``,
+imported only then: ``teller.http.dev_identity`` is not in a production process.
+
 Overrides (tests): ``paystar`` (a PaystarClient-like object), ``statement_source`` (a
 StatementSource), ``statement_page_max`` (int).
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,34 +24,38 @@ from teller.actors.payment_matcher import PaymentMatcher
 from teller.actors.statement_sync import CURSOR_NAME, PAGE_MAX_DEFAULT, StatementSync
 from teller.config import IrtSettings, Settings
 from teller.flows.base import AppContext, Flow
+from teller.http.identity import routes as identity_routes
 from teller.http.irt import routes as user_routes
 from teller.http.ops_irt import routes as ops_routes
-from teller.payments.cards import CARD_HASH_SECRET_LEN_MIN
+from teller.http.routing import Route
+from teller.payments.card_keys import CardKeys
 from teller.payments.paystar import PaystarClient
+from teller.payments.registry import OwnerRegistry
 from teller.payments.statement import HttpStatementSource
 from teller.runtime import ChildSpec, Handle
 from teller.storage.irt import LIST_LIMIT_MAX, IrtRepository
 
-__all__ = ["build", "IrtService", "MATCHER_PATH", "SYNC_PATH", "card_hash_secret"]
+__all__ = ["build", "IrtService", "MATCHER_PATH", "SYNC_PATH", "card_keys"]
 
 MATCHER_PATH = "payments/payment-matcher"
 SYNC_PATH = "payments/statement-sync"
-_DERIVED_LABEL = b"teller/irt/card-hash/v1"
 
 
-def card_hash_secret(settings: Settings) -> bytes:
-    """``irt.card_hash_secret``, or a key derived from the JWT secret when unset (dev, tests).
-
-    Derived, so that a deployment without the key still never stores a plain SHA of a card; a
-    production deployment sets its own (rotating the JWT secret must not orphan every card).
-    """
+def card_keys(settings: Settings) -> CardKeys:
+    """The configured card-hash keys (validated by the config: the secret is there and usable)."""
     assert settings.irt is not None
-    configured = settings.irt.card_hash_secret.encode()
-    if configured:
-        if len(configured) < CARD_HASH_SECRET_LEN_MIN:
-            raise ValueError(f"irt.card_hash_secret must be at least {CARD_HASH_SECRET_LEN_MIN} bytes")
-        return configured
-    return hmac.new(settings.auth.jwt_secret.encode(), _DERIVED_LABEL, hashlib.sha256).digest()
+    irt = settings.irt
+    return CardKeys.from_config(key_id=irt.card_hash_key_id, secret=irt.card_hash_secret,
+                                previous=irt.card_hash_previous)
+
+
+def _routes(settings: Settings) -> tuple[Route, ...]:
+    found = (*identity_routes(), *user_routes(), *ops_routes())
+    if settings.auth.dev:
+        from teller.http.dev_identity import routes as dev_routes  # dev only: never imported in production
+
+        found = (*found, *dev_routes())
+    return found
 
 
 @dataclass(slots=True)
@@ -58,6 +65,7 @@ class IrtService:
     ctx: AppContext
     irt: IrtSettings
     repo: IrtRepository
+    registry: OwnerRegistry
     has_sync: bool
 
     def matcher(self) -> Handle:
@@ -68,12 +76,12 @@ class IrtService:
 
 
 def build(ctx: AppContext) -> Flow:
-    routes = (*user_routes(), *ops_routes())
     settings = ctx.settings
+    routes = _routes(settings)
     if settings.paystar is None or settings.irt is None:
         return Flow(name="irt", routes=routes)
     irt = settings.irt
-    secret = card_hash_secret(settings)
+    keys = card_keys(settings)
     owned: list[Any] = []
     paystar = ctx.overrides.get("paystar")
     if paystar is None:
@@ -88,12 +96,14 @@ def build(ctx: AppContext) -> Flow:
     store = ctx.store
 
     children: list[Any] = [ChildSpec(name="payment-matcher", factory=lambda: PaymentMatcher(
-        store=store, wallet=ctx.wallet, paystar=paystar, card_secret=secret))]
+        store=store, wallet=ctx.wallet, keys=keys))]
     if source is not None:
         children.append(ChildSpec(name="statement-sync", factory=lambda: StatementSync(
             store=store, source=source, matcher=lambda: ctx.handle(MATCHER_PATH),
             poll_interval_s=irt.statement_poll_interval_s, page_max=page_max)))
-    service = IrtService(ctx=ctx, irt=irt, repo=IrtRepository(store), has_sync=source is not None)
+    registry = OwnerRegistry(store=store, paystar=paystar, keys=keys)
+    service = IrtService(ctx=ctx, irt=irt, repo=IrtRepository(store), registry=registry,
+                         has_sync=source is not None)
 
     async def close() -> None:
         for client in owned:
@@ -103,8 +113,11 @@ def build(ctx: AppContext) -> Flow:
         cursor = await service.repo.cursor(CURSOR_NAME) if service.has_sync else None
         # Counted up to one listing's bound: ops want "some" vs "none", the list has the rest.
         unmatched = len(await service.repo.unmatched(limit=LIST_LIMIT_MAX))
+        # Cards hashed under a key id that is not configured can be neither found nor re-hashed.
+        unknown_keys = {kid: n for kid, n in (await registry.owners.card_key_ids()).items() if kid not in keys.ids}
         return {"irt": {"statement_sync": service.has_sync, "statement_cursor": cursor,
-                        "unmatched_lines": unmatched}}
+                        "unmatched_lines": unmatched, "card_hash_key_id": keys.current_id,
+                        "cards_under_unknown_keys": unknown_keys}}
 
     return Flow(name="irt", children={"payments": tuple(children)}, routes=routes,
                 services={"irt": service}, status=status, close=close)

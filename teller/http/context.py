@@ -11,11 +11,11 @@ from aiohttp import web
 
 from teller.assets import AssetRegistry
 from teller.config import Settings
-from teller.errors import FeatureDisabled
-from teller.http.auth import Authenticator
+from teller.errors import FeatureDisabled, InvalidToken
+from teller.http.auth import Authenticator, bearer_token
 from teller.http.metrics import HttpMetrics
 
-__all__ = ["Services", "SERVICES", "flow_service"]
+__all__ = ["Services", "SERVICES", "flow_service", "bearer_user_id"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,3 +41,12 @@ def flow_service(request: web.Request, name: str, what: str) -> Any:
     if service is None:
         raise FeatureDisabled(f"{what} are not configured on this server")
     return service
+
+
+def bearer_user_id(request: web.Request) -> int:
+    """The user of a ``Bearer`` token, for routes outside ``/api/v1/`` (``/dev/*``) that the middleware skips."""
+    token = bearer_token(request.headers.get("Authorization"))
+    subject = request.app[SERVICES].auth.user_id_from_token(token)
+    if not subject.isascii() or not subject.isdigit():
+        raise InvalidToken()
+    return int(subject)

@@ -17,9 +17,8 @@ from typing import Any
 from aiohttp import web
 
 from teller.chain.address import parse_address
-from teller.errors import InvalidAmount, InvalidToken, UnknownAsset
-from teller.http.auth import bearer_token
-from teller.http.context import SERVICES, flow_service
+from teller.errors import InvalidAmount, UnknownAsset
+from teller.http.context import SERVICES, bearer_user_id, flow_service
 from teller.http.middleware import USER_ID
 from teller.http.render import rfc3339
 from teller.http.requests import CURSOR_DIGITS_MAX, json_object, only_fields, query_cursor, query_int, string_field
@@ -78,17 +77,8 @@ async def list_deposits(request: web.Request) -> web.Response:
     return web.json_response({"deposits": items, "next_cursor": next_cursor})
 
 
-def _faucet_user_id(request: web.Request) -> int:
-    """``/dev/*`` is outside the ``/api/v1/`` paths the auth middleware guards: check the token here."""
-    token = bearer_token(request.headers.get("Authorization"))
-    subject = request.app[SERVICES].auth.user_id_from_token(token)
-    if not subject.isascii() or not subject.isdigit():
-        raise InvalidToken()
-    return int(subject)
-
-
 async def faucet(request: web.Request) -> web.Response:
-    user_id = _faucet_user_id(request)
+    user_id = bearer_user_id(request)  # /dev/* is outside the /api/v1/ paths the auth middleware guards
     service = _service(request)
     body = await json_object(request)
     only_fields(body, _FAUCET_KEYS)

@@ -1,4 +1,9 @@
-"""The user's IRT routes: register and list bank cards, where to send rials, the credited deposits."""
+"""The user's IRT routes: cards and IBANs bound to their verified identity, where to send rials, deposits.
+
+A card or IBAN is added only for a verified identity (403 ``identity_required``) and only when the
+provider says its owner holds the user's national code; the same user adding it again gets it back
+(200), anyone else a 409 with no hint of whose it is, until its owner removes it (DELETE, recorded).
+"""
 
 from __future__ import annotations
 
@@ -11,15 +16,18 @@ from teller.flows.base import ask_actor
 from teller.http.context import SERVICES, flow_service
 from teller.http.middleware import USER_ID
 from teller.http.render import rfc3339
-from teller.http.requests import json_object, query_int
+from teller.errors import NotFound
+from teller.http.requests import json_object, only_fields, positive_id, query_int
 from teller.http.routing import Param, Route
 from teller.http.schemas import ref
 from teller.money import format_amount
 
-__all__ = ["routes", "irt_service", "card_json", "DEPOSITS_PAGE_MAX"]
+__all__ = ["routes", "irt_service", "card_json", "iban_json", "DEPOSITS_PAGE_MAX"]
 
 DEPOSITS_PAGE_MAX = 100
 DEPOSITS_PAGE_DEFAULT = 50
+_CARD_KEYS = frozenset({"card_number"})
+_IBAN_KEYS = frozenset({"iban"})
 
 
 def irt_service(request: web.Request) -> Any:
@@ -33,19 +41,60 @@ def card_json(card: Any) -> dict[str, Any]:
     }
 
 
+def iban_json(row: Any) -> dict[str, Any]:
+    return {"id": str(row.id), "iban": row.iban, "owner_name": row.owner_name, "bank": row.bank,
+            "status": row.status, "created_at": rfc3339(row.created_at)}
+
+
+def _timeout_s(request: web.Request) -> float:
+    return request.app[SERVICES].settings.server.upstream_timeout_s
+
+
 async def register_card(request: web.Request) -> web.Response:
-    service = irt_service(request)
+    registry = irt_service(request).registry
     body = await json_object(request)
-    # The number is validated inside the matcher (parse_card): one place, one error (invalid_card).
-    card = await ask_actor(service.matcher().call("register_card", request[USER_ID], body.get("card_number")),
-                           timeout_s=request.app[SERVICES].settings.server.upstream_timeout_s)
-    return web.json_response(card_json(card), status=201)
+    only_fields(body, _CARD_KEYS)
+    # The number is validated inside the registry (parse_card): one place, one error (invalid_card).
+    card, created = await ask_actor(registry.add_card(user_id=request[USER_ID], card_number=body.get("card_number")),
+                                    timeout_s=_timeout_s(request))
+    return web.json_response(card_json(card), status=201 if created else 200)
 
 
 async def list_cards(request: web.Request) -> web.Response:
-    service = irt_service(request)
-    cards = await service.repo.cards_of(request[USER_ID])
+    cards = await irt_service(request).registry.owners.cards_of(request[USER_ID])
     return web.json_response({"cards": [card_json(c) for c in cards]})
+
+
+async def remove_card(request: web.Request) -> web.Response:
+    registry = irt_service(request).registry
+    card_id = positive_id(request.match_info["id"])
+    if card_id is None:
+        raise NotFound("no such card")
+    await registry.remove_card(user_id=request[USER_ID], card_id=card_id)
+    return web.Response(status=204)
+
+
+async def register_iban(request: web.Request) -> web.Response:
+    registry = irt_service(request).registry
+    body = await json_object(request)
+    only_fields(body, _IBAN_KEYS)
+    row, created = await ask_actor(registry.add_iban(user_id=request[USER_ID], iban_text=body.get("iban")),
+                                   timeout_s=_timeout_s(request))
+    return web.json_response(iban_json(row), status=201 if created else 200)
+
+
+async def list_ibans(request: web.Request) -> web.Response:
+    rows = await irt_service(request).registry.owners.ibans_of(request[USER_ID])
+    return web.json_response({"ibans": [iban_json(r) for r in rows]})
+
+
+async def remove_iban(request: web.Request) -> web.Response:
+    registry = irt_service(request).registry
+    iban_id = positive_id(request.match_info["id"])
+    if iban_id is None:
+        raise NotFound("no such IBAN")
+    await registry.remove_iban(user_id=request[USER_ID], iban_id=iban_id)
+    return web.Response(status=204)
 
 
 async def deposit_info(request: web.Request) -> web.Response:
@@ -68,13 +117,24 @@ async def deposits(request: web.Request) -> web.Response:
 
 
 def routes() -> list[Route]:
-    unavailable = {502: None, 503: None}
+    unavailable = {429: None, 502: None, 503: None}
+    id_param = (Param("id", "path", {"type": "string", "pattern": "^[0-9]{1,18}$"}, required=True),)
     return [
-        Route("POST", "/api/v1/cards", register_card, "Register a bank card, verified through Paystar", "irt",
-              request_schema=ref("CardRequest"),
-              responses={201: ref("Card"), 400: None, 403: None, 409: None, 413: None, 422: None, **unavailable}),
-        Route("GET", "/api/v1/cards", list_cards, "The user's verified cards", "irt",
-              responses={200: ref("Cards"), 503: None}),
+        Route("POST", "/api/v1/cards", register_card, "Add a bank card whose owner is the user's verified identity",
+              "irt", request_schema=ref("CardRequest"),
+              responses={200: ref("Card"), 201: ref("Card"), 400: None, 403: None, 409: None, 413: None, 422: None,
+                         **unavailable}),
+        Route("GET", "/api/v1/cards", list_cards, "The user's cards (verified, or pending from before issue 15)",
+              "irt", responses={200: ref("Cards"), 503: None}),
+        Route("DELETE", "/api/v1/cards/{id}", remove_card, "Remove one of the user's cards (recorded)", "irt",
+              responses={204: None, 404: None, 503: None}, params=id_param),
+        Route("POST", "/api/v1/ibans", register_iban, "Add an IBAN whose owner is the user's verified identity",
+              "irt", request_schema=ref("IbanRequest"),
+              responses={200: ref("Iban"), 201: ref("Iban"), 400: None, 403: None, 409: None, 413: None, 422: None,
+                         **unavailable}),
+        Route("GET", "/api/v1/ibans", list_ibans, "The user's IBANs", "irt", responses={200: ref("Ibans"), 503: None}),
+        Route("DELETE", "/api/v1/ibans/{id}", remove_iban, "Remove one of the user's IBANs (recorded)", "irt",
+              responses={204: None, 404: None, 503: None}, params=id_param),
         Route("GET", "/api/v1/irt/deposit-info", deposit_info, "Where to send rials from a verified card", "irt",
               responses={200: ref("IrtDepositInfo"), 503: None}),
         Route("GET", "/api/v1/irt/deposits", deposits, "The user's credited IRT deposits, newest first", "irt",

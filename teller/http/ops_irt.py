@@ -1,4 +1,9 @@
-"""Ops routes of the IRT flow: the statement lines parked in suspense, and assigning one to a user."""
+"""Ops routes of the IRT flow: the statement lines parked in suspense (with why), and assigning one to a user.
+
+An assignment names its operator (``operator``, stored on the line and logged); it is refused when
+the user has no verified identity (403 ``identity_required``) or when the line's card or IBAN
+belongs to other verified users (409 ``assignment_contradicts_line``).
+"""
 
 from __future__ import annotations
 
@@ -12,7 +17,7 @@ from teller.flows.base import ask_actor
 from teller.http.context import SERVICES
 from teller.http.irt import irt_service
 from teller.http.render import rfc3339
-from teller.http.requests import json_object, query_int
+from teller.http.requests import json_object, only_fields, query_int, string_field
 from teller.http.routing import Param, Route
 from teller.http.schemas import ref
 from teller.money import format_amount
@@ -23,6 +28,8 @@ UNMATCHED_PAGE_MAX = 200
 UNMATCHED_PAGE_DEFAULT = 50
 ID_DIGITS_MAX = 18  # fits a BIGINT
 ID_MAX = 2**63 - 1
+OPERATOR_LEN_MAX = 64
+_ASSIGN_KEYS = frozenset({"user_id", "operator"})
 
 
 def line_json(line: Any) -> dict[str, Any]:
@@ -31,7 +38,8 @@ def line_json(line: Any) -> dict[str, Any]:
         "amount": format_amount(line.amount_minor, IRT_DECIMALS),
         "source_iban": line.source_iban, "source_card_masked": line.source_card_masked,
         "occurred_at": rfc3339(line.occurred_at), "status": line.status,
-        "user_id": None if line.user_id is None else str(line.user_id), "created_at": rfc3339(line.created_at),
+        "user_id": None if line.user_id is None else str(line.user_id), "reason": line.reason,
+        "assigned_by": line.assigned_by, "created_at": rfc3339(line.created_at),
     }
 
 
@@ -63,10 +71,14 @@ async def assign(request: web.Request) -> web.Response:
     if line_id is None:
         raise NotFound("no such statement line")
     body = await json_object(request)
+    only_fields(body, _ASSIGN_KEYS)
     user_id = _id(body.get("user_id"))
     if user_id is None:
         raise InvalidInput("'user_id' must be a user id (a positive integer or its decimal string)")
-    line = await ask_actor(service.matcher().call("assign", line_id, user_id),
+    operator = string_field(body, "operator", len_max=OPERATOR_LEN_MAX)
+    if not operator.isprintable() or not operator.strip():
+        raise InvalidInput("'operator' names who assigns the line: printable text")
+    line = await ask_actor(service.matcher().call("assign", line_id, user_id, operator.strip()),
                            timeout_s=request.app[SERVICES].settings.server.upstream_timeout_s)
     return web.json_response(line_json(line))
 
@@ -79,6 +91,7 @@ def routes() -> list[Route]:
                       Param("after", "query", {"type": "string", "maxLength": ID_DIGITS_MAX}))),
         Route("POST", "/ops/irt/unmatched/{id}/assign", assign, "Credit a suspense line to a user, once", "ops",
               security="ops", request_schema=ref("IrtAssignRequest"),
-              responses={200: ref("IrtLine"), 400: None, 404: None, 409: None, 413: None, 422: None, 503: None},
+              responses={200: ref("IrtLine"), 400: None, 403: None, 404: None, 409: None, 413: None, 422: None,
+                         503: None},
               params=(Param("id", "path", {"type": "string", "pattern": "^[0-9]{1,18}$"}, required=True),)),
     ]

@@ -428,6 +428,56 @@ CREATE TABLE bot_updates (
 CREATE INDEX bot_updates_received_at ON bot_updates (received_at);
 """
 
+# Issue 15: every card and IBAN bound to a verified owner; the card-hash key carries its id.
+# What this migration can and cannot do for existing rows:
+# - It cannot verify an existing card's owner: it has no card number (only a keyed hash), and no
+#   user has a verified identity yet. Every existing card and IBAN becomes 'pending': listed to its
+#   user, never matched. The user re-adds it after verifying their identity, which runs the owner
+#   check and turns that same row 'verified' (or frees it for the card's real owner).
+# - It cannot know which key made the existing hashes (irt.card_hash_secret, or a key derived from
+#   the JWT secret when that was unset): it stamps them key id 'legacy'. Configure the old secret as
+#   [irt.card_hash_previous] legacy = "..." (the derived one: python -m teller.payments.card_keys
+#   legacy) and a re-added card finds its row, and past lines' hashes stay comparable.
+_IRT_OWNERS = """
+CREATE TABLE identities (
+    user_id BIGINT PRIMARY KEY REFERENCES users(id),
+    mobile TEXT NOT NULL,                 -- 09xxxxxxxxx, from the user's own Telegram contact only
+    national_code TEXT UNIQUE,            -- set once Shahkar matched it to the mobile: one account per person
+    status TEXT NOT NULL CHECK (status IN ('contact_shared', 'verified')),
+    contact_at {TS} NOT NULL,
+    verified_at {TS},
+    updated_at {TS} NOT NULL DEFAULT {NOW},
+    CHECK ((status = 'verified') = (national_code IS NOT NULL AND verified_at IS NOT NULL))
+);
+
+ALTER TABLE cards ADD COLUMN key_id TEXT NOT NULL DEFAULT 'legacy';
+UPDATE cards SET status = 'pending' WHERE status = 'verified';
+ALTER TABLE ibans ADD COLUMN status TEXT NOT NULL DEFAULT 'pending';
+
+-- A removed card or IBAN leaves its row here (who, when, why) and frees its hash / IBAN.
+CREATE TABLE irt_removals (
+    id {PK},
+    kind TEXT NOT NULL CHECK (kind IN ('card', 'iban')),
+    item_id BIGINT NOT NULL,
+    user_id BIGINT NOT NULL REFERENCES users(id),
+    shown TEXT NOT NULL,                  -- the masked card, or the IBAN
+    card_hash TEXT,
+    key_id TEXT,
+    status TEXT NOT NULL,
+    registered_at {TS} NOT NULL,
+    reason TEXT NOT NULL CHECK (reason IN ('removed_by_user', 'superseded_by_verified_owner')),
+    removed_by BIGINT REFERENCES users(id),
+    removed_at {TS} NOT NULL
+);
+CREATE INDEX irt_removals_user ON irt_removals (user_id, id);
+
+ALTER TABLE statement_lines ADD COLUMN source_card_key_id TEXT;
+UPDATE statement_lines SET source_card_key_id = 'legacy' WHERE source_card_hash IS NOT NULL;
+ALTER TABLE statement_lines ADD COLUMN reason TEXT;         -- why a line went to suspense
+ALTER TABLE statement_lines ADD COLUMN assigned_by TEXT;    -- the operator who assigned it from suspense
+CREATE INDEX cards_mask ON cards (card_masked);
+"""
+
 # The ledger's group commit on PostgreSQL: a whole batch in one round trip. See _pg_function.py.
 from teller.storage._pg_function import APPLY_TRANSFERS_SQL  # noqa: E402 - kept beside its caller
 # IRT is the toman with the rial as its minor unit (issue 15): stored event amounts move to tomans.
@@ -443,4 +493,6 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(6, "bot: recent update ids, to drop redelivered updates", _BOT_UPDATES),
     Migration(7, "irt: the amounts of stored irt.credited events in tomans (IRT decimals 1)", "",
               postgresql_only=IRT_EVENTS_TO_TOMANS_PG, sqlite_only=IRT_EVENTS_TO_TOMANS_SQLITE),
+    Migration(8, "irt: verified identities, cards and IBANs bound to them, card-hash key ids, removals",
+              _IRT_OWNERS),
 )

@@ -14,14 +14,14 @@ UNKNOWN_BIN = "999999"
 
 
 async def test_a_card_is_verified_stored_masked_and_announced(irt_app: IrtApp) -> None:
-    uid, headers = await irt_app.user(1001)
     number = make_card(MELLI, 1)
+    uid, headers, person = await irt_app.verified_user(1001, cards=(number,))
     response = await irt_app.client.post("/api/v1/cards", json={"card_number": number}, headers=headers)
     assert response.status == 201, await response.text()
     card = await response.json()
     expected = fake_card_account(number)
     assert card["card_masked"] == number[:6] + "******" + number[-4:]
-    assert card["iban"] == expected.iban and card["owner_name"] == expected.owner_name
+    assert card["iban"] == expected.iban and card["owner_name"] == person.name
     assert card["bank"] == "Melli" and card["status"] == "verified"
     assert number not in await response.text()
     listed = await (await irt_app.client.get("/api/v1/cards", headers=headers)).json()
@@ -33,13 +33,16 @@ async def test_a_card_is_verified_stored_masked_and_announced(irt_app: IrtApp) -
 
 
 async def test_persian_digits_and_separators_are_the_same_card(irt_app: IrtApp) -> None:
-    _, headers = await irt_app.user(1002)
     number = make_card(MELLI, 2)
+    _, headers, _ = await irt_app.verified_user(1002, cards=(number,))
     persian = "".join("۰۱۲۳۴۵۶۷۸۹"[int(d)] for d in number)
     spaced = " ".join(persian[i:i + 4] for i in range(0, 16, 4))
-    assert (await irt_app.client.post("/api/v1/cards", json={"card_number": spaced}, headers=headers)).status == 201
+    first = await irt_app.client.post("/api/v1/cards", json={"card_number": spaced}, headers=headers)
+    assert first.status == 201
+    # The same user again (contract of issue 15): 200 with the existing card, nothing new stored or announced.
     again = await irt_app.client.post("/api/v1/cards", json={"card_number": number}, headers=headers)
-    assert again.status == 409 and (await again.json())["error"]["code"] == "card_exists"
+    assert again.status == 200 and (await again.json())["id"] == (await first.json())["id"]
+    assert await irt_app.count("cards") == 1 and len(await irt_app.events("card.verified")) == 1
 
 
 @pytest.mark.parametrize("bad", [
@@ -54,7 +57,7 @@ async def test_persian_digits_and_separators_are_the_same_card(irt_app: IrtApp) 
     ["6037991234567890"],
 ])
 async def test_invalid_card_numbers_are_422_and_store_nothing(irt_app: IrtApp, bad: Any) -> None:
-    _, headers = await irt_app.user(1003)
+    _, headers, _ = await irt_app.verified_user(1003)
     body = {"card_number": bad} if bad is not None else {}
     response = await irt_app.client.post("/api/v1/cards", json=body, headers=headers)
     assert response.status == 422, await response.text()
@@ -73,7 +76,7 @@ async def test_malformed_bodies_are_400(irt_app: IrtApp, raw: bytes) -> None:
 
 
 async def test_a_card_unknown_to_the_bank_is_422(irt_app: IrtApp) -> None:
-    _, headers = await irt_app.user(1005)
+    _, headers, _ = await irt_app.verified_user(1005)
     response = await irt_app.client.post("/api/v1/cards", json={"card_number": make_card(UNKNOWN_BIN, 5)},
                                          headers=headers)
     assert response.status == 422 and (await response.json())["error"]["code"] == "invalid_card"
@@ -82,21 +85,21 @@ async def test_a_card_unknown_to_the_bank_is_422(irt_app: IrtApp) -> None:
 
 async def test_a_card_registered_by_another_user_is_409(irt_app: IrtApp) -> None:
     number = make_card(MELLI, 6)
-    _, alice = await irt_app.user(1006)
-    _, bob = await irt_app.user(1007)
+    _, alice, _ = await irt_app.verified_user(1006, cards=(number,))
+    _, bob, _ = await irt_app.verified_user(1007)
     assert (await irt_app.client.post("/api/v1/cards", json={"card_number": number}, headers=alice)).status == 201
-    inquiries = irt_app.sandbox.state.requests[Scope.INQUIRY]
+    inquiries = irt_app.sandbox.state.requests.copy()
     response = await irt_app.client.post("/api/v1/cards", json={"card_number": number}, headers=bob)
     assert response.status == 409 and (await response.json())["error"]["code"] == "card_exists"
     assert await irt_app.count("cards") == 1
     assert (await (await irt_app.client.get("/api/v1/cards", headers=bob)).json())["cards"] == []
-    assert irt_app.sandbox.state.requests[Scope.INQUIRY] == inquiries  # refused before asking Paystar
+    assert irt_app.sandbox.state.requests == inquiries  # refused before asking Paystar anything
     assert len(await irt_app.events("card.verified")) == 1
 
 
 @pytest.mark.parametrize("mode", [FailureMode.TIMEOUT, FailureMode.ERROR, FailureMode.GARBAGE, FailureMode.MALFORMED])
 async def test_a_failing_provider_is_502_and_stores_nothing(irt_app: IrtApp, mode: str) -> None:
-    _, headers = await irt_app.user(1008)
+    _, headers, _ = await irt_app.verified_user(1008, cards=(make_card(MELLI, 8),))
     irt_app.sandbox.state.fail(mode, count=10)  # past the client's retries
     response = await irt_app.client.post("/api/v1/cards", json={"card_number": make_card(MELLI, 8)},
                                          headers=headers)
@@ -109,7 +112,7 @@ async def test_a_failing_provider_is_502_and_stores_nothing(irt_app: IrtApp, mod
 
 
 async def test_an_expired_api_key_is_refreshed_transparently(irt_app: IrtApp) -> None:
-    _, headers = await irt_app.user(1009)
+    _, headers, _ = await irt_app.verified_user(1009, cards=(make_card(MELLI, 9), make_card(MELLI, 10)))
     state = irt_app.sandbox.state
     assert (await irt_app.client.post("/api/v1/cards", json={"card_number": make_card(MELLI, 9)},
                                       headers=headers)).status == 201
@@ -121,8 +124,8 @@ async def test_an_expired_api_key_is_refreshed_transparently(irt_app: IrtApp) ->
 
 
 async def test_no_log_line_holds_a_full_card_number(irt_app: IrtApp, log_stream: Any) -> None:
-    uid, headers = await irt_app.user(1010)
     numbers = [make_card(MELLI, n) for n in range(20, 24)]
+    uid, headers, _ = await irt_app.verified_user(1010, cards=tuple(numbers[:3]))
     await irt_app.client.post("/api/v1/cards", json={"card_number": numbers[0]}, headers=headers)
     irt_app.sandbox.state.fail(FailureMode.ERROR, count=10)
     await irt_app.client.post("/api/v1/cards", json={"card_number": numbers[1]}, headers=headers)

@@ -24,8 +24,8 @@ async def _stored(app: IrtApp, *refs: str) -> None:
 
 
 async def test_a_verified_cards_deposit_is_credited_once(irt_app: IrtApp) -> None:
-    uid, headers = await irt_app.user(2001)
     number = make_card(MELLI, 1)
+    uid, headers, _ = await irt_app.verified_user(2001, cards=(number,))
     await _register(irt_app, headers, number)
     state = irt_app.sandbox.state
     state.append_line(amount_rial=1_500_000, source_card=number, bank_reference="REF-1")
@@ -43,8 +43,8 @@ async def test_a_verified_cards_deposit_is_credited_once(irt_app: IrtApp) -> Non
 
 
 async def test_a_line_from_the_cards_iban_or_its_masked_number_is_matched(irt_app: IrtApp) -> None:
-    uid, headers = await irt_app.user(2002)
     number = make_card(MELLI, 2)
+    uid, headers, _ = await irt_app.verified_user(2002, cards=(number,))
     card = await _register(irt_app, headers, number)
     state = irt_app.sandbox.state
     state.append_line(amount_rial=100, source_iban=card["iban"], bank_reference="IBAN-1")
@@ -63,8 +63,8 @@ async def test_an_ambiguous_masked_card_goes_to_suspense(irt_app: IrtApp) -> Non
             b = candidate
             break
     assert b is not None
-    alice, alice_h = await irt_app.user(2003)
-    bob, bob_h = await irt_app.user(2004)
+    alice, alice_h, _ = await irt_app.verified_user(2003, cards=(a,))
+    bob, bob_h, _ = await irt_app.verified_user(2004, cards=(b,))
     await _register(irt_app, alice_h, a)
     await _register(irt_app, bob_h, b)
     masked = a[:6] + "******" + a[-4:]
@@ -75,24 +75,26 @@ async def test_an_ambiguous_masked_card_goes_to_suspense(irt_app: IrtApp) -> Non
 
 
 async def test_an_unmatched_line_lands_in_suspense_and_is_assigned_once(irt_app: IrtApp) -> None:
-    uid, headers = await irt_app.user(2005)
-    other, _ = await irt_app.user(2006)
     stranger = make_card(MELLI, 5)
+    uid, headers, _ = await irt_app.verified_user(2005, cards=(stranger,))  # holds it, has not registered it yet
+    other, _ = await irt_app.user(2006)
     irt_app.sandbox.state.append_line(amount_rial=42_000, source_card=stranger, bank_reference="SUS-1")
     await _stored(irt_app, "SUS-1")
     assert await irt_app.line_status("SUS-1") == "unmatched"
     listed = (await (await irt_app.client.get("/ops/irt/unmatched", headers=OPS)).json())["lines"]
-    assert [(x["bank_reference"], x["amount"], x["status"]) for x in listed] == [("SUS-1", "4200", "unmatched")]
+    assert [(x["bank_reference"], x["amount"], x["status"], x["reason"]) for x in listed] == [
+        ("SUS-1", "4200", "unmatched", "unknown_card")]
     assert stranger not in str(listed)
     line_id = listed[0]["id"]
     for _ in range(2):  # assign twice: one credit
-        response = await irt_app.client.post(f"/ops/irt/unmatched/{line_id}/assign", json={"user_id": str(uid)},
-                                             headers=OPS)
+        response = await irt_app.client.post(f"/ops/irt/unmatched/{line_id}/assign", json={"user_id": str(uid),
+                                             "operator": "ops-maryam"}, headers=OPS)
         assert response.status == 200, await response.text()
         assert (await response.json())["status"] == "assigned"
+        assert (await response.json())["assigned_by"] == "ops-maryam"
     assert await irt_app.irt_balance(uid) == 42_000
-    to_other = await irt_app.client.post(f"/ops/irt/unmatched/{line_id}/assign", json={"user_id": other},
-                                         headers=OPS)
+    to_other = await irt_app.client.post(f"/ops/irt/unmatched/{line_id}/assign", json={"user_id": other,
+                                         "operator": "ops-maryam"}, headers=OPS)
     assert to_other.status == 409 and (await to_other.json())["error"]["code"] == "already_credited"
     assert await irt_app.irt_balance(other) == 0
     assert (await irt_app.account(SUSPENSE_IRT)) is not None
@@ -117,19 +119,26 @@ async def test_assign_refuses_bad_input_with_no_state_change(irt_app: IrtApp) ->
     line_id = (await (await irt_app.client.get("/ops/irt/unmatched", headers=OPS)).json())["lines"][0]["id"]
     c = irt_app.client
     cases = [
-        (f"/ops/irt/unmatched/{line_id}/assign", {"user_id": str(uid)}, {}, 401),      # no ops token
-        (f"/ops/irt/unmatched/{line_id}/assign", {"user_id": str(uid)},
+        (f"/ops/irt/unmatched/{line_id}/assign", {"user_id": str(uid), "operator": "ops"}, {}, 401),      # no ops token
+        (f"/ops/irt/unmatched/{line_id}/assign", {"user_id": str(uid), "operator": "ops"},
          {"Authorization": "Bearer forged"}, 401),
-        ("/ops/irt/unmatched/abc/assign", {"user_id": str(uid)}, OPS, 404),
-        ("/ops/irt/unmatched/-1/assign", {"user_id": str(uid)}, OPS, 404),
-        ("/ops/irt/unmatched/99999999/assign", {"user_id": str(uid)}, OPS, 404),
-        ("/ops/irt/unmatched/" + "9" * 40 + "/assign", {"user_id": str(uid)}, OPS, 404),
-        (f"/ops/irt/unmatched/{line_id}/assign", {"user_id": 99_999_999}, OPS, 404),   # no such user
-        (f"/ops/irt/unmatched/{line_id}/assign", {"user_id": -3}, OPS, 422),
-        (f"/ops/irt/unmatched/{line_id}/assign", {"user_id": True}, OPS, 422),
-        (f"/ops/irt/unmatched/{line_id}/assign", {"user_id": "1.5"}, OPS, 422),
-        (f"/ops/irt/unmatched/{line_id}/assign", {"user_id": "9" * 400}, OPS, 422),
+        ("/ops/irt/unmatched/abc/assign", {"user_id": str(uid), "operator": "ops"}, OPS, 404),
+        ("/ops/irt/unmatched/-1/assign", {"user_id": str(uid), "operator": "ops"}, OPS, 404),
+        ("/ops/irt/unmatched/99999999/assign", {"user_id": str(uid), "operator": "ops"}, OPS, 404),
+        ("/ops/irt/unmatched/" + "9" * 40 + "/assign", {"user_id": str(uid), "operator": "ops"}, OPS, 404),
+        (f"/ops/irt/unmatched/{line_id}/assign", {"user_id": 99_999_999, "operator": "ops"}, OPS, 404),   # no such user
+        (f"/ops/irt/unmatched/{line_id}/assign", {"user_id": -3, "operator": "ops"}, OPS, 422),
+        (f"/ops/irt/unmatched/{line_id}/assign", {"user_id": True, "operator": "ops"}, OPS, 422),
+        (f"/ops/irt/unmatched/{line_id}/assign", {"user_id": "1.5", "operator": "ops"}, OPS, 422),
+        (f"/ops/irt/unmatched/{line_id}/assign", {"user_id": "9" * 400, "operator": "ops"}, OPS, 422),
         (f"/ops/irt/unmatched/{line_id}/assign", {}, OPS, 422),
+        (f"/ops/irt/unmatched/{line_id}/assign", {"user_id": str(uid)}, OPS, 422),                  # who assigns?
+        (f"/ops/irt/unmatched/{line_id}/assign", {"user_id": str(uid), "operator": ""}, OPS, 422),
+        (f"/ops/irt/unmatched/{line_id}/assign", {"user_id": str(uid), "operator": "x" * 65}, OPS, 422),
+        (f"/ops/irt/unmatched/{line_id}/assign", {"user_id": str(uid), "operator": "a\nb"}, OPS, 422),
+        (f"/ops/irt/unmatched/{line_id}/assign", {"user_id": str(uid), "operator": 7}, OPS, 422),
+        (f"/ops/irt/unmatched/{line_id}/assign", {"user_id": str(uid), "operator": "ops", "x": 1}, OPS, 422),
+        (f"/ops/irt/unmatched/{line_id}/assign", {"user_id": str(uid), "operator": "ops"}, OPS, 403),  # unverified
     ]
     for path, body, headers, status in cases:
         response = await c.post(path, json=body, headers=headers)
@@ -143,8 +152,8 @@ async def test_assign_refuses_bad_input_with_no_state_change(irt_app: IrtApp) ->
 
 
 async def test_a_failing_statement_source_moves_nothing_until_it_recovers(irt_app: IrtApp) -> None:
-    uid, headers = await irt_app.user(2008)
     number = make_card(MELLI, 8)
+    uid, headers, _ = await irt_app.verified_user(2008, cards=(number,))
     await _register(irt_app, headers, number)
     state = irt_app.sandbox.state
     state.fail(FailureMode.GARBAGE, count=6, scope=Scope.STATEMENT)

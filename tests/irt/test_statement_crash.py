@@ -14,12 +14,11 @@ import pytest
 from teller.actors.statement_sync import CURSOR_NAME
 from teller.app import start_teller
 from teller.config import PaystarSettings
-from teller.payments.cards import card_hash, mask_card
 from teller.payments.sandbox import SandboxHandle
 from teller.payments.statement import StatementSource
 from teller.storage import BANK_IRT
 from teller.storage.irt import IrtRepository
-from tests.irt.conftest import IrtApp, irt_settings, make_card, until
+from tests.irt.conftest import IrtApp, irt_settings, make_card, seed_verified_owner, until
 
 MELLI = "603799"
 CHILD = Path(__file__).with_name("crash_sync.py")
@@ -71,8 +70,8 @@ def irt_overrides(paystar_client: Any, statement_source: Any) -> dict[str, Any]:
 
 
 async def test_a_crash_mid_page_restarts_the_sync_and_credits_each_line_once(irt_app: IrtApp) -> None:
-    uid, headers = await irt_app.user(2009)
     number = make_card(MELLI, 9)
+    uid, headers, _ = await irt_app.verified_user(2009, cards=(number,))
     await _register(irt_app, headers, number)
     refs = [f"PAGE-{i}" for i in range(1, 8)]  # pages of 5: the crash is on the first page's third line
     for i, ref in enumerate(refs, start=1):
@@ -103,9 +102,7 @@ async def test_a_sigkilled_sync_resumes_its_page_and_credits_each_line_once(
     settings = irt_settings(paystar_settings)
     user = await store.users.get_or_create(telegram_id=3001)
     number = make_card(MELLI, 31)
-    await store.run_atomic([IrtRepository.insert_card(
-        user_id=user.id, card_hash=card_hash(number, secret=b"c" * 32), card_masked=mask_card(number),
-        iban=None, owner_name=None, bank=None)])
+    await seed_verified_owner(store, user_id=user.id, card_number=number)
     for i in range(SIGKILL_LINES):
         paystar_sandbox.state.append_line(amount_rial=i + 1, source_card=number, bank_reference=f"K-{i}")
     repo = IrtRepository(store)
