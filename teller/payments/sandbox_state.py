@@ -178,25 +178,23 @@ class SandboxState:
         """None when the bank does not know the card (status 10), else whether this code holds it."""
         if self.card_account(card) is None:
             return None
-        holder = self._holder_of_card(card)
-        return holder is not None and holder.national_code == national_code
+        return any(p.national_code == national_code for p in self.people if card in p.cards)  # shared: several
 
     def iban_owned_by(self, iban: str, national_code: str) -> bool | None:
         info = fake_iban_account(iban)
         if info is None:
             return None
-        holder = self._holder_of_iban(info.iban)
-        return holder is not None and holder.national_code == national_code
+        return any(p.national_code == national_code and self._holds_iban(p, info.iban) for p in self.people)
 
     def _holder_of_card(self, card: str) -> Person | None:
         return next((p for p in self.people if card in p.cards), None)
 
     def _holder_of_iban(self, iban: str) -> Person | None:
-        for person in self.people:
-            card_ibans = {a.iban for a in map(fake_card_account, person.cards) if a is not None}
-            if iban in person.ibans or iban in card_ibans:
-                return person
-        return None
+        return next((p for p in self.people if self._holds_iban(p, iban)), None)
+
+    @staticmethod
+    def _holds_iban(person: Person, iban: str) -> bool:
+        return iban in person.ibans or any(a is not None and a.iban == iban for a in map(fake_card_account, person.cards))
 
     # -- statement -------------------------------------------------------------------------
 
