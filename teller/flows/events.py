@@ -30,6 +30,7 @@ from teller.flows.base import AppContext, Flow
 from teller.http.routing import Param, Route
 from teller.http.schemas import ref
 from teller.money import format_amount
+from teller.payments.registry import ContactBook
 from teller.runtime import Call, ChildSpec
 from teller.storage import StorageError
 from teller.storage.bot_updates import BotUpdates
@@ -72,10 +73,11 @@ def build(ctx: AppContext) -> Flow:
     make_bot_: Callable[[], Bot] = overrides.get("telegram_bot") or (
         lambda: make_bot(settings.auth.bot_token, api_base=settings.telegram.api_base))
     balances_for, claim_update = _balances_for(ctx), _claim_update(BotUpdates(store))
+    record_contact = _contact_recorder(ctx)
 
     def make_dispatcher() -> Dispatcher:
         return build_dispatcher(balances_for=balances_for, claim_update=claim_update,
-                                mini_app_url=settings.telegram.mini_app_url)
+                                mini_app_url=settings.telegram.mini_app_url, record_contact=record_contact)
 
     notifier_slot: list[Any] = [notifier]
     routes: tuple[Route, ...] = ()
@@ -141,6 +143,21 @@ def _claim_update(updates: BotUpdates) -> Callable[[int], Awaitable[bool]]:
             raise ServiceUnavailable("the bot's update memory is unavailable") from exc
 
     return claim_update
+
+
+def _contact_recorder(ctx: AppContext) -> Callable[[int, str], Any]:
+    """The bot's contact step, as the Mini App's: the sender's own contact, recorded for their user."""
+    contacts = ContactBook(ctx.store)
+
+    async def record_contact(telegram_id: int, phone_number: str) -> None:
+        try:
+            user = await ctx.store.users.get_or_create(telegram_id=telegram_id)
+            await contacts.share(user_id=user.id, telegram_id=telegram_id, contact_user_id=telegram_id,
+                                 phone=phone_number)
+        except StorageError as exc:
+            raise ServiceUnavailable("contacts cannot be saved right now") from exc
+
+    return record_contact
 
 
 def _webhook_route(bot: Bot, dispatcher: Dispatcher, *, path_secret: str, header_secret: str) -> Route:

@@ -41,11 +41,37 @@ from teller.storage import Event, Outbox, UniqueViolation
 from teller.storage.owners import VERIFIED, CardRow, IbanRow, IdentityRow, Owners
 from teller.storage.store import StaleWrite, Write
 
-__all__ = ["OwnerRegistry", "CARDS_PER_USER_MAX", "IBANS_PER_USER_MAX", "SUPERSEDED", "REMOVED_BY_USER"]
+__all__ = ["OwnerRegistry", "ContactBook", "CARDS_PER_USER_MAX", "IBANS_PER_USER_MAX", "SUPERSEDED", "REMOVED_BY_USER"]
 
 CARDS_PER_USER_MAX = 10
 IBANS_PER_USER_MAX = 10
 REMOVED_BY_USER, SUPERSEDED = "removed_by_user", "superseded_by_verified_owner"
+
+
+class ContactBook:
+    """The first step alone (no provider): the bot records contacts with it as the Mini App's route does."""
+
+    def __init__(self, store: Any) -> None:
+        self._owners = Owners(store)
+        self._log = get_logger(component="irt/contacts")
+
+    async def share(self, *, user_id: int, telegram_id: int, contact_user_id: int, phone: str) -> IdentityRow:
+        """Record the caller's own mobile. Again with the same mobile: the same answer, also once verified."""
+        if contact_user_id != telegram_id:
+            raise ForeignContact()
+        mobile = parse_mobile(phone)
+        known = await self._owners.identity(user_id)
+        if known is not None and known.status == VERIFIED:
+            if known.mobile != mobile:
+                raise IdentityVerified()
+            return known
+        await self._owners.record_contact(user_id=user_id, mobile=mobile)
+        fresh = await self._owners.identity(user_id)
+        assert fresh is not None
+        if fresh.mobile != mobile:  # verified meanwhile with the earlier mobile: it no longer changes
+            raise IdentityVerified()
+        self._log.info("irt.contact_shared", user_id=user_id)
+        return fresh
 
 
 class OwnerRegistry:
@@ -65,22 +91,8 @@ class OwnerRegistry:
         return await self._owners.identity(user_id)
 
     async def share_contact(self, *, user_id: int, telegram_id: int, contact_user_id: int, phone: str) -> IdentityRow:
-        """Record the caller's own mobile. Again with the same mobile: the same answer, also once verified."""
-        if contact_user_id != telegram_id:
-            raise ForeignContact()
-        mobile = parse_mobile(phone)
-        known = await self._owners.identity(user_id)
-        if known is not None and known.status == VERIFIED:
-            if known.mobile != mobile:
-                raise IdentityVerified()
-            return known
-        await self._owners.record_contact(user_id=user_id, mobile=mobile)
-        fresh = await self._owners.identity(user_id)
-        assert fresh is not None
-        if fresh.mobile != mobile:  # verified meanwhile with the earlier mobile: it no longer changes
-            raise IdentityVerified()
-        self._log.info("irt.contact_shared", user_id=user_id)
-        return fresh
+        return await ContactBook(self._store).share(user_id=user_id, telegram_id=telegram_id,
+                                                    contact_user_id=contact_user_id, phone=phone)
 
     async def verify_national_code(self, *, user_id: int, national_code: object) -> IdentityRow:
         code = parse_national_code(national_code)  # 422 before anything else

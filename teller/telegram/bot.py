@@ -24,7 +24,6 @@ from aiogram import BaseMiddleware, Bot, Dispatcher, Router
 from aiogram.dispatcher.event.bases import UNHANDLED
 from aiogram.filters import Command, CommandStart
 from aiogram.types import (
-    CallbackQuery,
     InlineKeyboardButton,
     InlineKeyboardMarkup,
     Message,
@@ -35,6 +34,8 @@ from aiogram.types import (
 
 from teller.errors import TellerError
 from teller.log import get_logger
+from teller.telegram.chats import in_own_private_chat
+from teller.telegram.contact import ContactRecorder, build_contact_router
 from teller.telegram.messages import balances_text
 
 __all__ = [
@@ -54,18 +55,6 @@ ClaimUpdate = Callable[[int], Awaitable[bool]]  # True the first time an update 
 UPDATES_CONCURRENCY_MAX = 32  # updates handled at once in polling mode
 START_TEXT = "👋 Welcome to Teller, your wallet in Telegram."
 UNAVAILABLE_TEXT = "Balances are unavailable right now. Please try again in a minute."
-
-
-def in_own_private_chat(event: Message | CallbackQuery) -> bool:
-    """The filter on every handler: the update comes from a private chat whose id is the sender's own.
-
-    Exported so that a router added elsewhere puts it on its observers too
-    (``router.message.filter(in_own_private_chat)``)."""
-    message = event.message if isinstance(event, CallbackQuery) else event
-    sender = event.from_user
-    if message is None or sender is None:  # a channel post, a callback from an inline message
-        return False
-    return message.chat.type == "private" and message.chat.id == sender.id
 
 
 class _DropRepeats(BaseMiddleware):
@@ -97,10 +86,13 @@ class _DropRepeats(BaseMiddleware):
         return result
 
 
-def build_dispatcher(*, balances_for: BalancesFor, claim_update: ClaimUpdate, mini_app_url: str = "") -> Dispatcher:
+def build_dispatcher(*, balances_for: BalancesFor, claim_update: ClaimUpdate, mini_app_url: str = "",
+                     record_contact: ContactRecorder | None = None) -> Dispatcher:
     dispatcher = Dispatcher()
     dispatcher.update.outer_middleware(_DropRepeats(claim_update))
     dispatcher.include_router(_build_router(balances_for=balances_for, mini_app_url=mini_app_url))
+    if record_contact is not None:
+        dispatcher.include_router(build_contact_router(record_contact=record_contact))
     return dispatcher
 
 
