@@ -6,6 +6,12 @@ events in-process. ``TELLER_PORT`` and ``TELLER_DEV_SANDBOX_PORT`` move the two 
 is a config error before anything starts). Secrets for dev (JWT key, ops token) are generated once into
 ``var/dev-secrets.json`` and reused, so tokens survive a restart. The signer uses a public dev
 mnemonic, never a real one, and its hot wallet is funded from the dev faucet.
+
+IRT: the sandbox's people include ``DEV_PERSON`` (synthetic: a national code, a mobile, a card and
+an IBAN, printed at start). ``POST /dev/contact`` hands the signed-in dev user a contact carrying
+that person's mobile, so the Mini App walks the real identity path outside Telegram: share the
+contact, enter the national code, add the card and the IBAN, then append a statement line from
+them to the sandbox.
 """
 
 from __future__ import annotations
@@ -43,6 +49,10 @@ def _dev_secrets(var_dir: Path) -> dict[str, str]:
     if path.exists():
         return dict(json.loads(path.read_text()))
     values = {"jwt_secret": secrets.token_urlsafe(48), "ops_token": secrets.token_urlsafe(24)}
+    return _write_secrets(path, values)
+
+
+def _write_secrets(path: Path, values: dict[str, str]) -> dict[str, str]:
     path.write_text(json.dumps(values))
     path.chmod(0o600)
     return values
@@ -59,8 +69,15 @@ def _port_from_env(name: str, default: int) -> int:
     return int(text)
 
 
+def _with_card_hash_secret(var_dir: Path, values: dict[str, str]) -> dict[str, str]:
+    """A dev-secrets.json from before issue 15 gains its own card-hash secret (never derived from the JWT's)."""
+    if "card_hash_secret" in values:
+        return values
+    return _write_secrets(var_dir / "dev-secrets.json", {**values, "card_hash_secret": secrets.token_urlsafe(32)})
+
+
 def dev_settings(*, var_dir: Path, port: int, rpc_url: str, token_address: str, sandbox: Any) -> Settings:
-    dev_secrets = _dev_secrets(var_dir)
+    dev_secrets = _with_card_hash_secret(var_dir, _dev_secrets(var_dir))
     return settings_from_mapping({
         "server": {"host": "127.0.0.1", "port": port, "node": "teller-dev"},
         "database": {"url": f"sqlite:///{var_dir / 'teller.db'}"},
@@ -78,16 +95,28 @@ def dev_settings(*, var_dir: Path, port: int, rpc_url: str, token_address: str, 
         "paystar": {"base_url": sandbox.url, "application_id": sandbox.state.application_id,
                     "access_password": sandbox.state.access_password, "refresh_token": sandbox.state.refresh_token},
         "irt": {"company_iban": "IR820540102680020817909002", "account_owner": "Teller Dev Co",
-                "bank": "Parsian", "statement_url": sandbox.url, "statement_poll_interval_s": 2.0},
+                "bank": "Parsian", "statement_url": sandbox.url, "statement_poll_interval_s": 2.0,
+                "card_hash_secret": dev_secrets["card_hash_secret"]},
         "telegram": {"mode": "off"},
     }, environ={})
 
 
+def _dev_person_text(person: Any) -> str:
+    """The dev person, in full on purpose: synthetic sandbox data a newcomer types into the Mini App.
+    Printed in the banner only, never logged (no national code or mobile goes to a log line)."""
+    return (f"{person.name}, national code {person.national_code}, mobile {person.mobile},"
+            f" card {person.cards[0]}, IBAN {person.ibans[0]}")
+
+
 def dev_banner(settings: Settings, *, var_dir: str) -> str:
-    """What a newcomer reads once Teller listens: where the page is and where the ops token is."""
+    """What a newcomer reads once Teller listens: where the page is, where the ops token is, and the
+    sandbox's person to walk the IRT flow as."""
+    from teller.payments.sandbox_people import DEV_PERSON
+
     server = settings.server
     return (f"\nTeller dev: open http://{server.host}:{server.port}/ and use the dev sign-in."
-            f"\nOps token: in {Path(var_dir) / 'dev-secrets.json'}\n")
+            f"\nOps token: in {Path(var_dir) / 'dev-secrets.json'}"
+            f"\nIRT sandbox person (synthetic): {_dev_person_text(DEV_PERSON)}\n")
 
 
 @asynccontextmanager

@@ -63,11 +63,37 @@ async def test_dev_mode_takes_a_deposit_from_the_faucet_to_the_balance(tmp_path:
 
             await _poll(credited)
             await _poll(lambda: _logged(log_path, "Deposit credited: 7.25 USDT"))
+            await _walk_the_irt_flow(http, base, auth, f"http://127.0.0.1:{sandbox_port}")
     finally:
         if process.returncode is None:
             process.send_signal(signal.SIGTERM)
             await asyncio.wait_for(process.wait(), 30)
     assert process.returncode == 0, log_path.read_text()[-3000:]
+
+
+async def _walk_the_irt_flow(http: aiohttp.ClientSession, base: str, auth: dict[str, str], sandbox: str) -> None:
+    """What a newcomer does in the Mini App's Rial tab, outside Telegram: the dev person's identity, card, IBAN."""
+    from teller.payments.sandbox_people import DEV_PERSON
+
+    async with http.post(f"{base}/dev/contact", headers=auth) as response:
+        assert response.status == 200, await response.text()
+        contact = (await response.json())["contact"]
+    steps = [("/api/v1/identity/contact", {"contact": contact}, 200),
+             ("/api/v1/identity/national-code", {"national_code": DEV_PERSON.national_code}, 200),
+             ("/api/v1/cards", {"card_number": DEV_PERSON.cards[0]}, 201),
+             ("/api/v1/ibans", {"iban": DEV_PERSON.ibans[0]}, 201)]
+    for path, body, status in steps:
+        async with http.post(f"{base}{path}", json=body, headers=auth) as response:
+            assert response.status == status, (path, await response.text())
+    async with http.post(f"{sandbox}/sandbox/statement/lines", json={
+            "amount_rial": 1_500_000, "source_card": DEV_PERSON.cards[0], "bank_reference": "DEV-1"}) as response:
+        assert response.status == 201
+
+    async def rials() -> bool:
+        async with http.get(f"{base}/api/v1/irt/deposits", headers=auth) as response:
+            return [d["bank_reference"] for d in (await response.json())["deposits"]] == ["DEV-1"]
+
+    await _poll(rials)
 
 
 async def _logged(path: Path, text: str) -> bool:
