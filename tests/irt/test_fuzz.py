@@ -12,7 +12,9 @@ from typing import Any
 from teller.config import PaystarSettings
 from tests.fixtures.http import OPS_TOKEN
 from tests.fixtures.teller_app import served_teller
-from tests.irt.conftest import irt_settings
+from teller.payments.sandbox import SandboxHandle
+from tests.fixtures.initdata import sign_contact
+from tests.irt.conftest import irt_settings, person_for
 
 SCHEMATHESIS = Path(sys.executable).with_name("schemathesis")
 RUN_TIMEOUT_S = 240
@@ -37,7 +39,8 @@ async def _fuzz(port: int, token: str, path_regex: str, cwd: Path) -> str:
 
 
 async def test_fuzzing_the_irt_routes_finds_no_server_error(store: Any, tmp_path: Path, store_backend: str,
-                                                           paystar_settings: PaystarSettings) -> None:
+                                                           paystar_settings: PaystarSettings,
+                                                           paystar_sandbox: SandboxHandle) -> None:
     if store_backend != "sqlite":
         return  # the routes are the same on both; the storage behind them is covered by the flow tests
     settings = irt_settings(paystar_settings, statement_poll_interval_s=1.0)
@@ -50,6 +53,15 @@ async def test_fuzzing_the_irt_routes_finds_no_server_error(store: Any, tmp_path
             response = await session.post(f"http://127.0.0.1:{port}/api/v1/auth/telegram",
                                           json={"init_data": sign_init_data(BOT_TOKEN, telegram_id=6001)})
             token = (await response.json())["token"]
-        await _fuzz(port, token, r"^/api/v1/(cards|irt/)", tmp_path)
+            # A verified identity, so that card and IBAN inputs reach the owner check and the provider.
+            person = person_for(6001)
+            paystar_sandbox.state.add_person(person)
+            auth = {"Authorization": f"Bearer {token}"}
+            contact = sign_contact(BOT_TOKEN, user_id=6001, phone_number="98" + person.mobile[1:])
+            for path, body in (("/api/v1/identity/contact", {"contact": contact}),
+                               ("/api/v1/identity/national-code", {"national_code": person.national_code})):
+                async with session.post(f"http://127.0.0.1:{port}{path}", json=body, headers=auth) as step:
+                    assert step.status == 200, await step.text()
+        await _fuzz(port, token, r"^/api/v1/(cards|ibans|identity|irt/)", tmp_path)
         await _fuzz(port, OPS_TOKEN, r"^/ops/irt/", tmp_path)
     assert await store.ledger.check_invariants() == []
