@@ -12,7 +12,9 @@ from typing import Any
 import pytest
 
 from teller.payments.sandbox_state import FailureMode, Scope, fake_card_account
-from tests.irt.conftest import OPS, IrtApp, make_card, make_iban, until
+from tests.fixtures.http import BOT_TOKEN
+from tests.fixtures.initdata import sign_contact
+from tests.irt.conftest import OPS, IrtApp, make_card, make_iban, person_for, until
 
 MELLI, MELLAT = "603799", "610433"
 
@@ -187,3 +189,41 @@ async def test_no_national_code_mobile_or_card_in_any_log_line(irt_app: IrtApp, 
     for secret in (person.national_code, person.mobile, person.mobile[1:], card, make_card(MELLI, 5062),
                    make_card(MELLI, 5063)):
         assert secret not in text, secret
+
+
+async def test_a_crash_between_the_providers_answer_and_the_write_leaves_nothing(irt_app: IrtApp,
+                                                                                 monkeypatch: Any) -> None:
+    """kill -9 after the provider said yes and before the commit: nothing was written, so the user asks again
+    and the provider is asked again (a paid inquiry repeated, nothing else). Simulated in-process: the write
+    dies (a bug-like exception, a 500, as the process would vanish) once per step."""
+    card = (make_card(MELLI, 5071),)
+    person_uid, headers = await irt_app.user(5071)
+    person = person_for(5071, cards=card)
+    irt_app.sandbox.state.add_person(person)
+    real = irt_app.store.run_atomic
+    dying = {"UPDATE identities SET status = 'verified'", "INSERT INTO cards"}
+
+    async def run_atomic(writes: Any) -> Any:
+        hit = next((w for w in dying if any(x.sql.startswith(w) for x in writes)), None)
+        if hit is not None:
+            dying.discard(hit)
+            raise RuntimeError("simulated kill -9 before the commit")
+        return await real(writes)
+
+    monkeypatch.setattr(irt_app.store, "run_atomic", run_atomic)
+    c = irt_app.client
+    contact = sign_contact(BOT_TOKEN, user_id=5071, phone_number="98" + person.mobile[1:])
+    assert (await c.post("/api/v1/identity/contact", json={"contact": contact}, headers=headers)).status == 200
+    steps = (("/api/v1/identity/national-code", {"national_code": person.national_code}),
+             ("/api/v1/cards", {"card_number": card[0]}))
+    for path, body in steps:
+        asked = irt_app.sandbox.state.requests[Scope.MATCHING]
+        crashed = await c.post(path, json=body, headers=headers)
+        assert crashed.status == 500
+        assert await irt_app.count("cards") == 0 and await irt_app.events("card.verified") == []
+        again = await c.post(path, json=body, headers=headers)
+        assert again.status in (200, 201), await again.text()
+        assert irt_app.sandbox.state.requests[Scope.MATCHING] == asked + 2  # asked again, nothing else
+    assert await irt_app.count("cards") == 1 and len(await irt_app.events("card.verified")) == 1
+    identity = await irt_app.store.fetch_one("SELECT status FROM identities WHERE user_id = ?", person_uid)
+    assert identity == {"status": "verified"}
