@@ -168,9 +168,9 @@ def _matching(rule: MatchRule) -> Handler:
 
 
 def _text_fields(body: dict[str, Any], *names: str) -> list[str] | None:
+    """The named fields when every one is a string, else None (Paystar's status 10)."""
     values = [body.get(n) for n in names]
-    return [v for v in values if isinstance(v, str)] if len(values) == len(names) and all(
-        isinstance(v, str) for v in values) else None
+    return values if all(isinstance(v, str) for v in values) else None  # type: ignore[return-value]
 
 
 def _shahkar_rule(state: SandboxState, body: dict[str, Any]) -> bool | None:

@@ -22,10 +22,16 @@ async def test_irt_routes_are_503_when_paystar_is_not_configured(store: Any) -> 
             calls = [
                 client.post("/api/v1/cards", json={"card_number": "6037991234567893"}, headers=headers),
                 client.get("/api/v1/cards", headers=headers),
+                client.delete("/api/v1/cards/1", headers=headers),
+                client.post("/api/v1/ibans", json={"iban": "IR820540102680020817909002"}, headers=headers),
+                client.get("/api/v1/ibans", headers=headers),
+                client.get("/api/v1/identity", headers=headers),
+                client.post("/api/v1/identity/contact", json={"contact": "x"}, headers=headers),
+                client.post("/api/v1/identity/national-code", json={"national_code": "0012345679"}, headers=headers),
                 client.get("/api/v1/irt/deposit-info", headers=headers),
                 client.get("/api/v1/irt/deposits", headers=headers),
                 client.get("/ops/irt/unmatched", headers=ops),
-                client.post("/ops/irt/unmatched/1/assign", json={"user_id": "1"}, headers=ops),
+                client.post("/ops/irt/unmatched/1/assign", json={"user_id": "1", "operator": "ops"}, headers=ops),
             ]
             for call in calls:
                 response = await call
@@ -38,3 +44,4 @@ async def test_irt_routes_are_503_when_paystar_is_not_configured(store: Any) -> 
     finally:
         await teller.stop()
     assert await store.fetch_one("SELECT COUNT(*) AS n FROM cards") == {"n": 0}
+    assert await store.fetch_one("SELECT COUNT(*) AS n FROM identities") == {"n": 0}
