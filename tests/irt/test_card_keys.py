@@ -8,6 +8,8 @@ owner re-adds them) and finds them again through the old, JWT-derived key config
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -90,7 +92,9 @@ async def v5_store(store_url: str, monkeypatch: pytest.MonkeyPatch) -> AsyncIter
         old = await open_store(store_url)
         try:
             user = await old.users.get_or_create(telegram_id=6101)
-            derived = bytes.fromhex(legacy_card_hash_secret(JWT_SECRET).removeprefix("hex:"))
+            # The key main's teller/flows/irt.py derived when irt.card_hash_secret was unset, written out here
+            # independently of legacy_card_hash_secret, which must reproduce it.
+            derived = hmac.new(JWT_SECRET.encode(), b"teller/irt/card-hash/v1", hashlib.sha256).digest()
             await old.execute("INSERT INTO cards (user_id, card_hash, card_masked, iban, status) VALUES (?, ?, ?, ?,"
                               " 'verified')", user.id, card_hash(number, secret=derived), mask_card(number), None)
             await old.execute("INSERT INTO statement_lines (bank_reference, amount_minor, source_card_masked,"
