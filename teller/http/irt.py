@@ -7,6 +7,7 @@ provider says its owner holds the user's national code; the same user adding it 
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
@@ -21,13 +22,13 @@ from teller.http.requests import json_object, only_fields, positive_id, query_in
 from teller.http.routing import Param, Route
 from teller.http.schemas import ref
 from teller.money import format_amount
+from teller.storage.owners import CARD, IBAN
 
 __all__ = ["routes", "irt_service", "card_json", "iban_json", "DEPOSITS_PAGE_MAX"]
 
 DEPOSITS_PAGE_MAX = 100
 DEPOSITS_PAGE_DEFAULT = 50
-_CARD_KEYS = frozenset({"card_number"})
-_IBAN_KEYS = frozenset({"iban"})
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def irt_service(request: web.Request) -> Any:
@@ -46,18 +47,31 @@ def iban_json(row: Any) -> dict[str, Any]:
             "status": row.status, "created_at": rfc3339(row.created_at)}
 
 
-def _timeout_s(request: web.Request) -> float:
-    return request.app[SERVICES].settings.server.upstream_timeout_s
+def _adder(field: str, add: str, render: Callable[[Any], dict[str, Any]]) -> Handler:
+    """POST a card or an IBAN: validated and owner-checked in the registry (one place, one error code)."""
+    keys = frozenset({field})
+
+    async def handle(request: web.Request) -> web.Response:
+        registry = irt_service(request).registry
+        body = await json_object(request)
+        only_fields(body, keys)
+        row, created = await ask_actor(getattr(registry, add)(request[USER_ID], body.get(field)),
+                                       timeout_s=request.app[SERVICES].settings.server.upstream_timeout_s)
+        return web.json_response(render(row), status=201 if created else 200)
+
+    return handle
 
 
-async def register_card(request: web.Request) -> web.Response:
-    registry = irt_service(request).registry
-    body = await json_object(request)
-    only_fields(body, _CARD_KEYS)
-    # The number is validated inside the registry (parse_card): one place, one error (invalid_card).
-    card, created = await ask_actor(registry.add_card(user_id=request[USER_ID], card_number=body.get("card_number")),
-                                    timeout_s=_timeout_s(request))
-    return web.json_response(card_json(card), status=201 if created else 200)
+def _remover(kind: str) -> Handler:
+    async def handle(request: web.Request) -> web.Response:
+        registry = irt_service(request).registry
+        item_id = positive_id(request.match_info["id"])
+        if item_id is None:
+            raise NotFound(f"no such {kind}")
+        await registry.remove(kind=kind, user_id=request[USER_ID], item_id=item_id)
+        return web.Response(status=204)
+
+    return handle
 
 
 async def list_cards(request: web.Request) -> web.Response:
@@ -65,36 +79,9 @@ async def list_cards(request: web.Request) -> web.Response:
     return web.json_response({"cards": [card_json(c) for c in cards]})
 
 
-async def remove_card(request: web.Request) -> web.Response:
-    registry = irt_service(request).registry
-    card_id = positive_id(request.match_info["id"])
-    if card_id is None:
-        raise NotFound("no such card")
-    await registry.remove_card(user_id=request[USER_ID], card_id=card_id)
-    return web.Response(status=204)
-
-
-async def register_iban(request: web.Request) -> web.Response:
-    registry = irt_service(request).registry
-    body = await json_object(request)
-    only_fields(body, _IBAN_KEYS)
-    row, created = await ask_actor(registry.add_iban(user_id=request[USER_ID], iban_text=body.get("iban")),
-                                   timeout_s=_timeout_s(request))
-    return web.json_response(iban_json(row), status=201 if created else 200)
-
-
 async def list_ibans(request: web.Request) -> web.Response:
     rows = await irt_service(request).registry.owners.ibans_of(request[USER_ID])
     return web.json_response({"ibans": [iban_json(r) for r in rows]})
-
-
-async def remove_iban(request: web.Request) -> web.Response:
-    registry = irt_service(request).registry
-    iban_id = positive_id(request.match_info["id"])
-    if iban_id is None:
-        raise NotFound("no such IBAN")
-    await registry.remove_iban(user_id=request[USER_ID], iban_id=iban_id)
-    return web.Response(status=204)
 
 
 async def deposit_info(request: web.Request) -> web.Response:
@@ -120,20 +107,20 @@ def routes() -> list[Route]:
     unavailable = {429: None, 502: None, 503: None}
     id_param = (Param("id", "path", {"type": "string", "pattern": "^[0-9]{1,18}$"}, required=True),)
     return [
-        Route("POST", "/api/v1/cards", register_card, "Add a bank card whose owner is the user's verified identity",
+        Route("POST", "/api/v1/cards", _adder("card_number", "add_card", card_json), "Add a bank card whose owner is the user's verified identity",
               "irt", request_schema=ref("CardRequest"),
               responses={200: ref("Card"), 201: ref("Card"), 400: None, 403: None, 409: None, 413: None, 422: None,
                          **unavailable}),
         Route("GET", "/api/v1/cards", list_cards, "The user's cards (verified, or pending from before issue 15)",
               "irt", responses={200: ref("Cards"), 503: None}),
-        Route("DELETE", "/api/v1/cards/{id}", remove_card, "Remove one of the user's cards (recorded)", "irt",
+        Route("DELETE", "/api/v1/cards/{id}", _remover(CARD), "Remove one of the user's cards (recorded)", "irt",
               responses={204: None, 404: None, 503: None}, params=id_param),
-        Route("POST", "/api/v1/ibans", register_iban, "Add an IBAN whose owner is the user's verified identity",
+        Route("POST", "/api/v1/ibans", _adder("iban", "add_iban", iban_json), "Add an IBAN whose owner is the user's verified identity",
               "irt", request_schema=ref("IbanRequest"),
               responses={200: ref("Iban"), 201: ref("Iban"), 400: None, 403: None, 409: None, 413: None, 422: None,
                          **unavailable}),
         Route("GET", "/api/v1/ibans", list_ibans, "The user's IBANs", "irt", responses={200: ref("Ibans"), 503: None}),
-        Route("DELETE", "/api/v1/ibans/{id}", remove_iban, "Remove one of the user's IBANs (recorded)", "irt",
+        Route("DELETE", "/api/v1/ibans/{id}", _remover(IBAN), "Remove one of the user's IBANs (recorded)", "irt",
               responses={204: None, 404: None, 503: None}, params=id_param),
         Route("GET", "/api/v1/irt/deposit-info", deposit_info, "Where to send rials from a verified card", "irt",
               responses={200: ref("IrtDepositInfo"), 503: None}),

@@ -38,7 +38,7 @@ from teller.payments.cards import parse_card
 from teller.payments.iban import iban_bank, mask_iban, parse_iban
 from teller.payments.national_code import parse_mobile, parse_national_code
 from teller.storage import Event, Outbox, UniqueViolation
-from teller.storage.owners import VERIFIED, CardRow, IbanRow, IdentityRow, Owners
+from teller.storage.owners import CARD, IBAN, VERIFIED, CardRow, IbanRow, IdentityRow, Owners
 from teller.storage.store import StaleWrite, Write
 
 __all__ = ["OwnerRegistry", "ContactBook", "CARDS_PER_USER_MAX", "IBANS_PER_USER_MAX", "SUPERSEDED", "REMOVED_BY_USER"]
@@ -133,7 +133,7 @@ class OwnerRegistry:
         return identity.national_code
 
     # -- cards -----------------------------------------------------------------------------------
-    async def add_card(self, *, user_id: int, card_number: object) -> tuple[CardRow, bool]:
+    async def add_card(self, user_id: int, card_number: object) -> tuple[CardRow, bool]:
         """(the card, True if this call verified it). 409 when it is someone else's, 422 when not the user's."""
         national_code = await self._verified(user_id)
         card = parse_card(card_number)
@@ -157,8 +157,8 @@ class OwnerRegistry:
             writes.append(Owners.verify_pending_card(card_id=existing.id, user_id=user_id, **fields))
         else:
             if existing is not None:  # pending, someone else's: the verified holder takes it over
-                writes += Owners.remove_card(card_id=existing.id, owner_id=existing.user_id, removed_by=None,
-                                             reason=SUPERSEDED)
+                writes += Owners.remove(kind=CARD, item_id=existing.id, owner_id=existing.user_id, removed_by=None,
+                                        reason=SUPERSEDED)
             writes.append(Owners.insert_card(user_id=user_id, card_masked=card.masked, **fields))
         event = Event(EventType.CARD_VERIFIED.value, {"user_id": str(user_id), "card_masked": card.masked,
                                                       "bank": info.bank})
@@ -174,19 +174,8 @@ class OwnerRegistry:
         self._log.info("irt.card_verified", user_id=user_id, card_masked=card.masked, bank=info.bank)
         return row, True
 
-    async def remove_card(self, *, user_id: int, card_id: int) -> None:
-        row = await self._owners.card(card_id)
-        if row is None or row.user_id != user_id:
-            raise NotFound("no such card")
-        try:
-            await self._store.run_atomic(Owners.remove_card(card_id=card_id, owner_id=user_id, removed_by=user_id,
-                                                            reason=REMOVED_BY_USER))
-        except StaleWrite as exc:  # removed by a concurrent request
-            raise NotFound("no such card") from exc
-        self._log.info("irt.card_removed", user_id=user_id, card_masked=row.card_masked)
-
     # -- IBANs -----------------------------------------------------------------------------------
-    async def add_iban(self, *, user_id: int, iban_text: object) -> tuple[IbanRow, bool]:
+    async def add_iban(self, user_id: int, iban_text: object) -> tuple[IbanRow, bool]:
         national_code = await self._verified(user_id)
         iban = parse_iban(iban_text)
         existing = await self._owners.iban_row(iban)
@@ -207,8 +196,8 @@ class OwnerRegistry:
                                                      bank=bank))
         else:
             if existing is not None:
-                writes += Owners.remove_iban(iban_id=existing.id, owner_id=existing.user_id, removed_by=None,
-                                             reason=SUPERSEDED)
+                writes += Owners.remove(kind=IBAN, item_id=existing.id, owner_id=existing.user_id, removed_by=None,
+                                        reason=SUPERSEDED)
             writes.append(Owners.insert_iban(user_id=user_id, iban=iban, owner_name=owner_name, bank=bank))
         try:
             await self._store.run_atomic(writes)
@@ -222,15 +211,14 @@ class OwnerRegistry:
         self._log.info("irt.iban_verified", user_id=user_id, iban=mask_iban(iban), bank=bank)
         return row, True
 
-    async def remove_iban(self, *, user_id: int, iban_id: int) -> None:
-        row = await self._owners.iban_by_id(iban_id)
-        if row is None or row.user_id != user_id:
-            raise NotFound("no such IBAN")
+    # -- removal -------------------------------------------------------------------------------
+    async def remove(self, *, kind: str, user_id: int, item_id: int) -> None:
+        """Remove one of the user's cards or IBANs (``kind``), recorded; someone else's or none is a 404."""
+        if await self._owners.owner_of(kind, item_id) != user_id:
+            raise NotFound(f"no such {kind}")
         try:
-            await self._store.run_atomic(Owners.remove_iban(iban_id=iban_id, owner_id=user_id, removed_by=user_id,
-                                                            reason=REMOVED_BY_USER))
-        except StaleWrite as exc:
-            raise NotFound("no such IBAN") from exc
-        self._log.info("irt.iban_removed", user_id=user_id, iban=mask_iban(row.iban))
-
-
+            await self._store.run_atomic(Owners.remove(kind=kind, item_id=item_id, owner_id=user_id,
+                                                       removed_by=user_id, reason=REMOVED_BY_USER))
+        except StaleWrite as exc:  # removed by a concurrent request
+            raise NotFound(f"no such {kind}") from exc
+        self._log.info("irt.removed", kind=kind, item_id=item_id, user_id=user_id)

@@ -29,6 +29,8 @@ __all__ = [
     "IdentityRow",
     "CardRow",
     "IbanRow",
+    "CARD",
+    "IBAN",
     "CONTACT_SHARED",
     "VERIFIED",
     "PENDING",
@@ -100,6 +102,11 @@ _CARD_COLUMNS = "id, user_id, card_masked, card_hash, key_id, iban, owner_name, 
 _IBAN_COLUMNS = "id, user_id, iban, owner_name, bank, status, created_at"
 # An owner counts for matching only with a verified identity, whatever their rows say.
 _VERIFIED_USER = "user_id IN (SELECT user_id FROM identities WHERE status = 'verified')"
+
+
+CARD, IBAN = "card", "iban"
+# kind -> (table, what irt_removals shows, its hash, its key id): constants, never values, in the SQL below.
+_REMOVABLE = {CARD: ("cards", "card_masked", "card_hash", "key_id"), IBAN: ("ibans", "iban", "NULL", "NULL")}
 
 
 def _marks(values: list[str]) -> str:
@@ -217,26 +224,21 @@ class Owners:
                      (owner_name, bank, iban_id, user_id), expect_rows=1)
 
     # -- removal: the row moves to irt_removals, in one transaction ----------------------------------
-    @staticmethod
-    def remove_card(*, card_id: int, owner_id: int, removed_by: int | None, reason: str) -> list[Write]:
-        now = utc_now()
-        return [
-            Write("INSERT INTO irt_removals (kind, item_id, user_id, shown, card_hash, key_id, status, registered_at,"
-                  " reason, removed_by, removed_at) SELECT 'card', id, user_id, card_masked, card_hash, key_id, status,"
-                  " created_at, ?, ?, ? FROM cards WHERE id = ? AND user_id = ?",
-                  (reason, removed_by, now, card_id, owner_id), expect_rows=1),
-            Write("DELETE FROM cards WHERE id = ? AND user_id = ?", (card_id, owner_id), expect_rows=1),
-        ]
+    async def owner_of(self, kind: str, item_id: int) -> int | None:
+        table = _REMOVABLE[kind][0]
+        row = await self._store.fetch_one(f"SELECT user_id FROM {table} WHERE id = ?", item_id)
+        return None if row is None else int(row["user_id"])
 
     @staticmethod
-    def remove_iban(*, iban_id: int, owner_id: int, removed_by: int | None, reason: str) -> list[Write]:
-        now = utc_now()
+    def remove(*, kind: str, item_id: int, owner_id: int, removed_by: int | None, reason: str) -> list[Write]:
+        """Copy the row to irt_removals (who, when, why), then delete it: its hash or IBAN is free again."""
+        table, shown, digest, key_id = _REMOVABLE[kind]
         return [
-            Write("INSERT INTO irt_removals (kind, item_id, user_id, shown, status, registered_at, reason, removed_by,"
-                  " removed_at) SELECT 'iban', id, user_id, iban, status, created_at, ?, ?, ? FROM ibans"
-                  " WHERE id = ? AND user_id = ?",
-                  (reason, removed_by, now, iban_id, owner_id), expect_rows=1),
-            Write("DELETE FROM ibans WHERE id = ? AND user_id = ?", (iban_id, owner_id), expect_rows=1),
+            Write("INSERT INTO irt_removals (kind, item_id, user_id, shown, card_hash, key_id, status, registered_at,"
+                  f" reason, removed_by, removed_at) SELECT ?, id, user_id, {shown}, {digest}, {key_id}, status,"
+                  f" created_at, ?, ?, ? FROM {table} WHERE id = ? AND user_id = ?",
+                  (kind, reason, removed_by, utc_now(), item_id, owner_id), expect_rows=1),
+            Write(f"DELETE FROM {table} WHERE id = ? AND user_id = ?", (item_id, owner_id), expect_rows=1),
         ]
 
     # -- matching: the verified owners an identifier names ------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -140,15 +141,23 @@ def irt_overrides(paystar_client: Any, statement_source: Any) -> dict[str, Any]:
     return {"paystar": paystar_client, "statement_source": statement_source, "statement_page_max": 5}
 
 
-@pytest.fixture
-async def irt_app(store: Any, paystar_sandbox: SandboxHandle, paystar_settings: PaystarSettings,
-                  irt_overrides: dict[str, Any], log_stream: Any) -> AsyncIterator[IrtApp]:
-    teller = await start_teller(irt_settings(paystar_settings), store=store, overrides=irt_overrides)
+@asynccontextmanager
+async def running_irt_app(store: Any, sandbox: SandboxHandle, paystar_settings: PaystarSettings,
+                          overrides: dict[str, Any], **irt: Any) -> AsyncIterator[IrtApp]:
+    """A Teller with IRT on (``irt`` overrides its [irt] keys) served on loopback; invariants checked after."""
+    teller = await start_teller(irt_settings(paystar_settings, **irt), store=store, overrides=overrides)
     client = TestClient(TestServer(teller.app, host="127.0.0.1"))
     try:
         await client.start_server()
-        yield IrtApp(teller=teller, client=client, sandbox=paystar_sandbox, store=store)
+        yield IrtApp(teller=teller, client=client, sandbox=sandbox, store=store)
     finally:
         await client.close()
         await teller.stop()
     assert await store.ledger.check_invariants() == []
+
+
+@pytest.fixture
+async def irt_app(store: Any, paystar_sandbox: SandboxHandle, paystar_settings: PaystarSettings,
+                  irt_overrides: dict[str, Any], log_stream: Any) -> AsyncIterator[IrtApp]:
+    async with running_irt_app(store, paystar_sandbox, paystar_settings, irt_overrides) as app:
+        yield app

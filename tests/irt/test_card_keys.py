@@ -11,38 +11,25 @@ from __future__ import annotations
 import hashlib
 import hmac
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
-
-from teller.app import start_teller
 from teller.config import PaystarSettings
 from teller.payments.card_keys import legacy_card_hash_secret
 from teller.payments.cards import card_hash, mask_card
 from teller.payments.sandbox import SandboxHandle
 from teller.storage import open_store
 from teller.storage.schema import MIGRATIONS
-from tests.irt.conftest import OPS, IrtApp, irt_settings, make_card, until
+from tests.irt.conftest import OPS, IrtApp, make_card, running_irt_app, until
 
 MELLI = "603799"
 K1, K2 = "1" * 32, "2" * 32
 JWT_SECRET = "j" * 48  # tests/fixtures/http.py's auth.jwt_secret: what the old code derived the card key from
 
 
-@asynccontextmanager
-async def _running(store: Any, sandbox: SandboxHandle, paystar_settings: PaystarSettings, overrides: dict[str, Any],
-                   **irt: Any) -> AsyncIterator[IrtApp]:
-    teller = await start_teller(irt_settings(paystar_settings, **irt), store=store, overrides=overrides)
-    client = TestClient(TestServer(teller.app, host="127.0.0.1"))
-    try:
-        await client.start_server()
-        yield IrtApp(teller=teller, client=client, sandbox=sandbox, store=store)
-    finally:
-        await client.close()
-        await teller.stop()
-    assert await store.ledger.check_invariants() == []
+def _running(store: Any, sandbox: SandboxHandle, paystar_settings: PaystarSettings, overrides: dict[str, Any],
+             **irt: Any) -> Any:
+    return running_irt_app(store, sandbox, paystar_settings, overrides, **irt)
 
 
 async def _line(app: IrtApp, ref: str, **line: Any) -> str | None:
