@@ -13,11 +13,11 @@ from typing import Any
 from aiohttp import web
 
 from teller.assets import IRT_DECIMALS
+from teller.errors import NotFound
 from teller.flows.base import ask_actor
 from teller.http.context import SERVICES, flow_service
 from teller.http.middleware import USER_ID
 from teller.http.render import rfc3339
-from teller.errors import NotFound
 from teller.http.requests import json_object, only_fields, positive_id, query_int
 from teller.http.routing import Param, Route
 from teller.http.schemas import ref
@@ -107,16 +107,16 @@ def routes() -> list[Route]:
     unavailable = {429: None, 502: None, 503: None}
     id_param = (Param("id", "path", {"type": "string", "pattern": "^[0-9]{1,18}$"}, required=True),)
     return [
-        Route("POST", "/api/v1/cards", _adder("card_number", "add_card", card_json), "Add a bank card whose owner is the user's verified identity",
-              "irt", request_schema=ref("CardRequest"),
+        Route("POST", "/api/v1/cards", _adder("card_number", "add_card", card_json),
+              "Add a bank card whose owner is the user's verified identity", "irt", request_schema=ref("CardRequest"),
               responses={200: ref("Card"), 201: ref("Card"), 400: None, 403: None, 409: None, 413: None, 422: None,
                          **unavailable}),
         Route("GET", "/api/v1/cards", list_cards, "The user's cards (verified, or pending from before issue 15)",
               "irt", responses={200: ref("Cards"), 503: None}),
         Route("DELETE", "/api/v1/cards/{id}", _remover(CARD), "Remove one of the user's cards (recorded)", "irt",
               responses={204: None, 404: None, 503: None}, params=id_param),
-        Route("POST", "/api/v1/ibans", _adder("iban", "add_iban", iban_json), "Add an IBAN whose owner is the user's verified identity",
-              "irt", request_schema=ref("IbanRequest"),
+        Route("POST", "/api/v1/ibans", _adder("iban", "add_iban", iban_json),
+              "Add an IBAN whose owner is the user's verified identity", "irt", request_schema=ref("IbanRequest"),
               responses={200: ref("Iban"), 201: ref("Iban"), 400: None, 403: None, 409: None, 413: None, 422: None,
                          **unavailable}),
         Route("GET", "/api/v1/ibans", list_ibans, "The user's IBANs", "irt", responses={200: ref("Ibans"), 503: None}),

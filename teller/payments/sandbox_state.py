@@ -194,7 +194,8 @@ class SandboxState:
 
     @staticmethod
     def _holds_iban(person: Person, iban: str) -> bool:
-        return iban in person.ibans or any(a is not None and a.iban == iban for a in map(fake_card_account, person.cards))
+        accounts = (fake_card_account(card) for card in person.cards)
+        return iban in person.ibans or any(a is not None and a.iban == iban for a in accounts)
 
     # -- statement -------------------------------------------------------------------------
 

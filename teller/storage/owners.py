@@ -127,7 +127,8 @@ class Owners:
         """Store (or replace) the mobile of an unverified identity; a verified one is left as it is."""
         now = utc_now()
         await self._store.execute(
-            "INSERT INTO identities (user_id, mobile, status, contact_at, updated_at) VALUES (?, ?, 'contact_shared', ?, ?)"
+            "INSERT INTO identities (user_id, mobile, status, contact_at, updated_at)"
+            " VALUES (?, ?, 'contact_shared', ?, ?)"
             " ON CONFLICT (user_id) DO UPDATE SET mobile = excluded.mobile, contact_at = excluded.contact_at,"
             " updated_at = excluded.updated_at WHERE identities.status = 'contact_shared'",
             user_id, mobile, now, now)

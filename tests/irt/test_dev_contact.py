@@ -73,7 +73,8 @@ def test_a_production_process_never_imports_the_dev_contact_or_the_sandbox_peopl
              "asyncio.run(main())\n"
              "print(sorted(m for m in sys.modules if m in ('teller.http.dev_identity',"
              " 'teller.payments.sandbox_people', 'teller.payments.sandbox')))\n")
-    out = subprocess.run([sys.executable, "-c", probe, str(tmp_path / "probe.db")], cwd=ROOT, capture_output=True, text=True, timeout=120,
+    out = subprocess.run([sys.executable, "-c", probe, str(tmp_path / "probe.db")], cwd=ROOT, capture_output=True,
+                         text=True, timeout=120,
                          env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip().splitlines()[-1] == "[]"

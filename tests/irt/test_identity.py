@@ -38,17 +38,20 @@ async def test_contact_then_national_code_verifies_and_shows_masks_only(irt_app:
     shared = await c.post("/api/v1/identity/contact", json=_contact(4001, person.mobile), headers=headers)
     assert shared.status == 200, await shared.text()
     body = await shared.json()
-    assert body["status"] == "contact_shared" and body["mobile_masked"] == person.mobile[:4] + "*****" + person.mobile[-2:]
+    assert body["status"] == "contact_shared"
+    assert body["mobile_masked"] == person.mobile[:4] + "*****" + person.mobile[-2:]
     persian = "".join("۰۱۲۳۴۵۶۷۸۹"[int(d)] for d in person.national_code)
     verified = await c.post("/api/v1/identity/national-code", json={"national_code": persian}, headers=headers)
     assert verified.status == 200, await verified.text()
     body = await verified.json()
     assert body["status"] == "verified" and body["national_code_masked"] == "******" + person.national_code[-4:]
     assert body["verified_at"] is not None
-    for text in (await shared.text(), await verified.text(), await (await c.get("/api/v1/identity", headers=headers)).text()):
+    shown = await (await c.get("/api/v1/identity", headers=headers)).text()
+    for text in (await shared.text(), await verified.text(), shown):
         assert person.national_code not in text and person.mobile not in text and person.mobile[1:] not in text
     # Verified: the same code again is the same answer; the same contact again too (a replay is harmless).
-    again = await c.post("/api/v1/identity/national-code", json={"national_code": person.national_code}, headers=headers)
+    again = await c.post("/api/v1/identity/national-code", json={"national_code": person.national_code},
+                         headers=headers)
     assert again.status == 200 and (await again.json())["status"] == "verified"
     replay = await c.post("/api/v1/identity/contact", json=_contact(4001, person.mobile), headers=headers)
     assert replay.status == 200 and (await replay.json())["status"] == "verified"
@@ -167,10 +170,12 @@ async def test_without_identity_nothing_can_be_added(irt_app: IrtApp) -> None:
     mine = person_for(4010, cards=(make_card(MELLI, 4010),))
     irt_app.sandbox.state.add_person(mine)
     c = irt_app.client
-    for path, body in (("/api/v1/cards", {"card_number": mine.cards[0]}), ("/api/v1/ibans", {"iban": PEOPLE[0].ibans[0]})):
+    for path, body in (("/api/v1/cards", {"card_number": mine.cards[0]}),
+                       ("/api/v1/ibans", {"iban": PEOPLE[0].ibans[0]})):
         response = await c.post(path, json=body, headers=headers)
         assert response.status == 403 and (await response.json())["error"]["code"] == "identity_required"
-    await c.post("/api/v1/identity/contact", json=_contact(4010, mine.mobile), headers=headers)  # half-way is not enough
+    # Half-way (a contact, no national code) is not enough.
+    await c.post("/api/v1/identity/contact", json=_contact(4010, mine.mobile), headers=headers)
     response = await c.post("/api/v1/cards", json={"card_number": mine.cards[0]}, headers=headers)
     assert response.status == 403 and (await response.json())["error"]["code"] == "identity_required"
     assert await irt_app.count("cards") == 0 and await irt_app.count("ibans") == 0
