@@ -154,10 +154,6 @@ class Owners:
             " ORDER BY CASE status WHEN 'verified' THEN 0 ELSE 1 END, id LIMIT 1", *hashes)
         return None if row is None else _card(row)
 
-    async def card(self, card_id: int) -> CardRow | None:
-        row = await self._store.fetch_one(f"SELECT {_CARD_COLUMNS} FROM cards WHERE id = ?", card_id)
-        return None if row is None else _card(row)
-
     async def cards_of(self, user_id: int) -> list[CardRow]:
         rows = await self._store.fetch_all(
             f"SELECT {_CARD_COLUMNS} FROM cards WHERE user_id = ? ORDER BY id LIMIT ?", user_id, OWNERS_LIST_MAX)
@@ -197,10 +193,6 @@ class Owners:
     # -- IBANs -----------------------------------------------------------------------------------
     async def iban_row(self, iban: str) -> IbanRow | None:
         row = await self._store.fetch_one(f"SELECT {_IBAN_COLUMNS} FROM ibans WHERE iban = ?", iban)
-        return None if row is None else _iban(row)
-
-    async def iban_by_id(self, iban_id: int) -> IbanRow | None:
-        row = await self._store.fetch_one(f"SELECT {_IBAN_COLUMNS} FROM ibans WHERE id = ?", iban_id)
         return None if row is None else _iban(row)
 
     async def ibans_of(self, user_id: int) -> list[IbanRow]:
