@@ -9,7 +9,7 @@ the cards.
 A secret is text (its UTF-8 bytes) or ``hex:<hex digits>`` for raw bytes. The latter carries the
 key a deployment used before issue 15, derived from its JWT secret: ``legacy_card_hash_secret``
 (or ``python -m teller.payments.card_keys legacy`` with ``TELLER_JWT_SECRET`` set) prints it, for
-``[irt.card_hash_previous] legacy = "hex:..."``, the key id migration 7 gave every existing hash.
+``[irt.card_hash_previous] legacy = "hex:..."``, the key id migration 8 gave every existing hash.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ __all__ = [
     "legacy_card_hash_secret",
 ]
 
-KEY_ID_LEGACY = "legacy"  # what migration 7 stamped on the hashes made before key ids existed
+KEY_ID_LEGACY = "legacy"  # what migration 8 stamped on the hashes made before key ids existed
 KEY_ID_DEFAULT = "k1"
 KEYS_PREVIOUS_MAX = 8  # each previous key is one more hash per lookup
 _KEY_ID_RE = re.compile(r"[A-Za-z0-9_-]{1,32}")

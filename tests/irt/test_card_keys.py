@@ -1,4 +1,4 @@
-"""The card-hash key: rotated without losing a card, and migration 7 over cards hashed the old way.
+"""The card-hash key: rotated without losing a card, and migration 8 over cards hashed the old way.
 
 Real Tellers over loopback on the sandbox, both backends: a card verified under key k1 is still
 found after the secret rotates to k2 (k1 configured as previous), re-keyed on its first match, and
