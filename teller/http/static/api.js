@@ -126,6 +126,7 @@
       signInDev: signInDev,
       get: function (path) { return request("GET", path); },
       post: function (path, body, headers) { return request("POST", path, { body: body, headers: headers }); },
+      del: function (path) { return request("DELETE", path); },
       // Routes that need no token; a failure here means "assume the safe default".
       config: function () { return send("GET", "/api/v1/config", {}); },
     };

@@ -19,6 +19,7 @@
   var state = { config: { dev: false }, assets: [], balances: [], addresses: {}, chain: null };
   var withdraw = null;
   var refreshTimer = null;
+  var rial = null;
 
   function byId(id) { return document.getElementById(id); }
 
@@ -144,41 +145,11 @@
     V.showError(byId("activity-error"), failed.length === 2 ? "Activity could not be loaded. " + failed[0].reason.message : "");
   }
 
-  // --- rial ---
+  // --- rial (rial.js) ---
   async function loadRial() {
-    var results = await Promise.allSettled([api.get("/api/v1/irt/deposit-info"), api.get("/api/v1/cards")]);
-    var info = results[0], cards = results[1];
-    byId("irt-info-section").hidden = info.status !== "fulfilled";
-    if (info.status === "fulfilled") V.renderIrtInfo(byId("irt-info"), info.value);
-    byId("cards-section").hidden = cards.status !== "fulfilled";
-    if (cards.status === "fulfilled") byId("cards-empty").hidden = V.renderCards(byId("card-list"), cards.value.cards || []) > 0;
-    var available = info.status === "fulfilled" || cards.status === "fulfilled";
+    var available = await rial.load();
     byId("tab-rial").hidden = !available;
     if (!available && byId("tab-rial").getAttribute("aria-selected") === "true") selectTab("deposit");
-  }
-
-  async function addCard(event) {
-    event.preventDefault();
-    var input = byId("card-number");
-    var digits = input.value.replace(/\D/g, "");
-    var errorEl = byId("card-error");
-    errorEl.textContent = "";
-    if (!F.luhnValid(digits)) {
-      errorEl.textContent = "Enter the 16-digit number printed on your card.";
-      return;
-    }
-    var button = byId("card-add");
-    button.disabled = true;
-    try {
-      await api.post("/api/v1/cards", { card_number: digits });
-      input.value = "";
-      V.toast("Card added");
-      await loadRial();
-    } catch (err) {
-      errorEl.textContent = err.message;
-    } finally {
-      button.disabled = false;
-    }
   }
 
   // --- tabs, refresh, boot ---
@@ -270,17 +241,13 @@
       T.openLink(byId("open-in-telegram").href);
     });
     byId("dev-signin-form").addEventListener("submit", signInDev);
-    byId("card-form").addEventListener("submit", addCard);
-    byId("card-number").addEventListener("input", function (event) {
-      var digits = event.target.value.replace(/\D/g, "").slice(0, 16);
-      event.target.value = digits.replace(/(.{4})(?=.)/g, "$1 ");
-    });
     byId("sign-out").addEventListener("click", function () {
       api.signOut();
       try { sessionStorage.removeItem(DEV_ID_KEY); } catch (err) { /* nothing stored */ }
       showSignIn("");
     });
     withdraw = window.TellerWithdraw.mount({ api: api, balances: function () { return state.balances; }, onDone: refreshAll });
+    rial = window.TellerRial.mount({ api: api, config: function () { return state.config; } });
   }
 
   async function boot() {

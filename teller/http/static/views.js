@@ -121,19 +121,6 @@
     dl.appendChild(detail("Bank", info.bank));
   }
 
-  function renderCards(list, cards) {
-    clear(list);
-    cards.forEach(function (c) {
-      list.appendChild(h("li", { className: "bank-card", "data-id": c.id },
-        h("span", { className: "bank-card-main" },
-          h("strong", { className: "num mono", text: F.card(c.card_masked) }),
-          h("span", { className: "hint", text: [c.bank, c.owner_name].filter(Boolean).join(" · ") }),
-          c.iban ? h("span", { className: "hint mono", text: F.iban(c.iban) }) : null),
-        badge(c.status)));
-    });
-    return cards.length;
-  }
-
   var toastTimer = null;
   function toast(text) {
     var el = document.getElementById("toast");
@@ -164,7 +151,7 @@
 
   window.TellerViews = {
     h: h, clear: clear, renderBalances: renderBalances, renderQr: renderQr,
-    renderActivity: renderActivity, renderIrtInfo: renderIrtInfo, renderCards: renderCards,
+    renderActivity: renderActivity, renderIrtInfo: renderIrtInfo, badge: badge,
     toast: toast, copyText: copyText, showError: showError,
   };
 })();
