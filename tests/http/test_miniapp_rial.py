@@ -189,6 +189,7 @@ async def test_dev_mode_outside_telegram_walks_the_real_contact_path(chromium: A
     await page.wait_for_selector("#screen-wallet:not([hidden]) .asset-row")
     await page.click("#tab-rial")
     await page.wait_for_selector("#identity-badge .badge")
+    assert "Development mode" in await page.locator("#contact-status").inner_text()
     async with page.expect_response(lambda r: r.url.endswith("/dev/contact")) as dev_answer:
         await page.click("#contact-share")
     signed = (await (await dev_answer.value).json())["contact"]
@@ -335,9 +336,22 @@ async def test_card_and_iban_errors_are_worded(chromium: Any, miniapp_server: Mi
     await page.wait_for_selector("#toast:has-text('Already on your account')")
     assert await page.locator("#card-list .bank-card").count() == 1
 
+    row = page.locator("#card-list .bank-card")
+    site.standin.irt.fail_next("DELETE", "/api/v1/cards/{id}", status=503, code="provider_unavailable")
+    await row.locator(".remove").click()
+    await row.locator(".confirm-remove").click()
+    await row.locator(".remove-error:has-text('not answering right now')").wait_for()  # said where the user looks
+    assert await row.count() == 1
+    site.standin.irt.holdings[site.telegram_user["id"]].cards.clear()  # removed meanwhile (another device)
+    await row.locator(".confirm-remove").click()  # 404: already gone, so the list is shown as it is
+    await page.wait_for_selector("#cards-empty:not([hidden])")
+
 
 async def test_hostile_owner_and_bank_names_render_as_text(chromium: Any, miniapp_site_factory: SiteFactory) -> None:
     site = await miniapp_site_factory(people=(MALLORY, ALICE))
+    assert site.standin is not None
+    site.standin.irt.deposits = [{"id": HOSTILE, "amount": "10", "source_iban": HOSTILE, "source_card_masked": None,
+                                  "bank_reference": HOSTILE, "status": HOSTILE, "created_at": HOSTILE}]
     session = await open_in_telegram(chromium, site, contact_answer=shared_contact(site, person=MALLORY)[1])
     page = session.page
     await verify_identity(page, MALLORY)
@@ -347,8 +361,9 @@ async def test_hostile_owner_and_bank_names_render_as_text(chromium: Any, miniap
     await page.click("#iban-add")
     await page.wait_for_selector("#iban-list .bank-card")
     await page.wait_for_selector("#card-list .bank-card")
+    await page.wait_for_selector("#irt-deposit-list .activity-row")
     text = await page.locator("#panel-rial").inner_text()
-    assert HOSTILE in text and "<b>bank</b>" in text
+    assert text.count(HOSTILE) >= 5 and "<b>bank</b>" in text
     assert await page.evaluate("window.__pwned") is None
     assert await page.locator("#panel-rial img, #panel-rial script, #panel-rial b").count() == 0
     await assert_fits_the_phone(page)

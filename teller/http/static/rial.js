@@ -100,11 +100,15 @@
       el.querySelector(".step-mark").textContent = state === "done" ? "✓" : step === "step-contact" ? "1" : "2";
     }
 
+    function outsideTelegramInDev() {
+      return Boolean(options.config().dev) && !T.webApp() && !T.initData();
+    }
+
     function renderIdentity(next) {
       identity = next || { status: "none" };
-      var status = identity.status;
-      var verified = status === "verified";
-      var shared = status === "contact_shared";
+      var verified = identity.status === "verified";
+      var shared = identity.status === "contact_shared";
+      var status = verified || shared ? identity.status : "none"; // an unknown status counts as nothing shared
       var badge = byId("identity-badge");
       V.clear(badge);
       badge.appendChild(V.h("span", { className: "badge " + (verified ? "ok" : "warn"), "data-status": status,
@@ -112,9 +116,10 @@
       byId("identity-intro").hidden = verified;
       stepState("step-contact", status === "none" ? "current" : "done");
       stepState("step-national", verified ? "done" : shared ? "current" : "todo");
-      byId("contact-status").textContent = status === "none"
-        ? "Telegram shares your account's number with the wallet; you never type it."
-        : "Shared: " + (identity.mobile_masked || "your Telegram number");
+      byId("contact-status").textContent = status !== "none"
+        ? "Shared: " + (identity.mobile_masked || "your Telegram number")
+        : outsideTelegramInDev() ? "Development mode: the server shares its seeded test person's number (see its log)."
+          : "Telegram shares your account's number with the wallet; you never type it.";
       var share = byId("contact-share");
       share.hidden = verified;
       share.className = shared ? "link-button" : "button primary";
@@ -147,7 +152,9 @@
           var next = await api.get("/api/v1/identity");
           if (run !== pollRun) return;
           if (next.status !== "none") { renderIdentity(next); return; }
-        } catch (err) { /* keep trying within the bound */ }
+        } catch (err) {
+          if (err.status === 401) return; // signed out: nothing more to wait for
+        }
       }
       setNote("");
       setError("contact-error", "Your phone number has not arrived yet. Open the chat with the bot, send your contact there, then tap Share phone number again.");
@@ -208,7 +215,7 @@
         renderIdentity(await api.post("/api/v1/identity/national-code", { national_code: code }));
         byId("national-code").value = "";
         T.haptic("success");
-        await loadVerified();
+        if (identity.status === "verified") await loadVerified();
       } catch (err) {
         setError("national-error", words(err));
         T.haptic("error");
@@ -231,14 +238,15 @@
         V.h("p", { text: "Remove this " + KINDS[kind].noun + "? Payments from it will no longer be credited to you." }),
         V.h("div", { className: "button-row" },
           V.h("button", { type: "button", className: "button secondary keep", text: "Keep" }),
-          V.h("button", { type: "button", className: "button danger confirm-remove", text: "Remove" })));
+          V.h("button", { type: "button", className: "button danger confirm-remove", text: "Remove" })),
+        V.h("span", { className: "field-error remove-error", role: "alert" }));
       var row = V.h("li", { className: "bank-card", "data-id": item.id, "data-kind": kind },
         V.h("span", { className: "bank-card-main" }, main[0], main[1], main[2]),
         V.h("span", { className: "bank-card-side" }, V.badge(item.status), remove),
         confirm);
       remove.addEventListener("click", function () { confirm.hidden = false; remove.hidden = true; });
       confirm.querySelector(".keep").addEventListener("click", function () { confirm.hidden = true; remove.hidden = false; });
-      confirm.querySelector(".confirm-remove").addEventListener("click", function (event) { removeItem(kind, item, event.target); });
+      confirm.querySelector(".confirm-remove").addEventListener("click", function (event) { removeItem(kind, item, confirm, event.target); });
       return row;
     }
 
@@ -249,14 +257,15 @@
       byId(kind + "s-empty").hidden = items.length > 0;
     }
 
-    async function removeItem(kind, item, button) {
+    async function removeItem(kind, item, confirm, button) {
+      var errorEl = confirm.querySelector(".remove-error");
       button.disabled = true;
-      V.showError(byId("rial-error"), "");
+      errorEl.textContent = "";
       try {
         await api.del(KINDS[kind].path + "/" + encodeURIComponent(item.id));
-        V.toast(KINDS[kind].noun === "card" ? "Card removed" : "IBAN removed");
+        V.toast(kind === "card" ? "Card removed" : "IBAN removed");
       } catch (err) {
-        if (err.status !== 404) { V.showError(byId("rial-error"), words(err)); button.disabled = false; return; }
+        if (err.status !== 404) { errorEl.textContent = words(err); button.disabled = false; return; }
       }
       await loadList(kind); // a 404 means it is gone already: show the list as it is
     }
