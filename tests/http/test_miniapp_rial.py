@@ -368,3 +368,23 @@ async def test_hostile_owner_and_bank_names_render_as_text(chromium: Any, miniap
     assert await page.locator("#panel-rial img, #panel-rial script, #panel-rial b").count() == 0
     await assert_fits_the_phone(page)
     await screenshot(page, "miniapp-rial-hostile.png")
+
+
+async def test_signing_in_as_someone_else_starts_the_steps_afresh(chromium: Any,
+                                                                 miniapp_site_factory: SiteFactory) -> None:
+    site = await miniapp_site_factory(dev=True)
+    page = (await open_page(chromium, site)).page
+    for telegram_id in ("777", "778"):
+        await page.fill("#dev-telegram-id", telegram_id)
+        await page.click("#dev-signin-form button[type=submit]")
+        await page.wait_for_selector("#screen-wallet:not([hidden]) .asset-row")
+        await page.click("#tab-rial")
+        await page.wait_for_selector("#identity-badge .badge")
+        assert await page.locator("#step-contact").get_attribute("data-state") == "current"
+        assert await page.locator("#national-error").inner_text() == ""
+        if telegram_id == "777":
+            await page.click("#contact-share")
+            await page.fill("#national-code", BOB.national_code)
+            await page.click("#national-submit")
+            await page.wait_for_selector("#national-error:has-text('does not belong')")
+            await page.click("#sign-out")

@@ -354,6 +354,11 @@
       } catch (err) {
         return false;
       }
+      if (next.status !== identity.status) { // another user signed in, or the state moved on: old messages no longer apply
+        pollRun++;
+        setNote("");
+        ["contact-error", "national-error", "card-error", "iban-error"].forEach(function (id) { setError(id, ""); });
+      }
       renderIdentity(next);
       if (next.status === "verified") await loadVerified();
       return true;
