@@ -15,7 +15,7 @@ from urllib.parse import quote
 import pytest
 
 from tests.fixtures.browser import MiniAppSite, SiteFactory, build_init_data
-from tests.fixtures.browser_irt import ALICE, BOB, Person, sign_contact
+from tests.fixtures.browser_irt import ALICE, Person, sign_contact
 from tests.http.test_miniapp_page import (
     TELEGRAM_DARK_THEME,
     Session,
@@ -255,10 +255,10 @@ async def test_identity_errors_are_worded(chromium: Any, miniapp_server: MiniApp
     await page.fill("#national-code", "0012345678")  # a wrong check digit never leaves the page
     await page.click("#national-submit")
     assert "not a valid national code" in await page.locator("#national-error").inner_text()
-    await page.fill("#national-code", BOB.national_code.translate(ARABIC_DIGITS))  # someone else's code
+    await page.fill("#national-code", site.stranger.national_code.translate(ARABIC_DIGITS))  # someone else's code
     await page.click("#national-submit")
     await page.wait_for_selector("#national-error:has-text('does not belong to the owner of the phone number')")
-    assert posted(session, "/api/v1/identity/national-code") == [{"national_code": BOB.national_code}]
+    assert posted(session, "/api/v1/identity/national-code") == [{"national_code": site.stranger.national_code}]
     await screenshot(page, "miniapp-rial-error-mismatch.png")
     await assert_fits_the_phone(page)
 
@@ -300,10 +300,10 @@ async def test_card_and_iban_errors_are_worded(chromium: Any, miniapp_server: Mi
     assert "IR followed by 24 digits" in await page.locator("#iban-error").inner_text()
     assert posted(session, "/api/v1/cards") == [] and posted(session, "/api/v1/ibans") == []
 
-    await page.fill("#card-number", BOB.cards[0][0])  # the theft of issue 15: someone else's card
+    await page.fill("#card-number", site.stranger.cards[0][0])  # the theft of issue 15: someone else's card
     await page.click("#card-add")
     await page.wait_for_selector("#card-error:has-text('This card is not in your name')")
-    await page.fill("#iban-number", BOB.ibans[0][0])
+    await page.fill("#iban-number", site.stranger.ibans[0][0])
     await page.click("#iban-add")
     await page.wait_for_selector("#iban-error:has-text('not in your name')")
     assert await page.locator("#card-list .bank-card").count() == 0
@@ -384,7 +384,7 @@ async def test_signing_in_as_someone_else_starts_the_steps_afresh(chromium: Any,
         assert await page.locator("#national-error").inner_text() == ""
         if telegram_id == "777":
             await page.click("#contact-share")
-            await page.fill("#national-code", BOB.national_code)
+            await page.fill("#national-code", site.stranger.national_code)
             await page.click("#national-submit")
             await page.wait_for_selector("#national-error:has-text('does not belong')")
             await page.click("#sign-out")
