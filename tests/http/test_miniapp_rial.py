@@ -18,6 +18,7 @@ from tests.fixtures.browser import MiniAppSite, SiteFactory, build_init_data
 from tests.fixtures.browser_irt import ALICE, Person, sign_contact
 from tests.http.test_miniapp_page import (
     TELEGRAM_DARK_THEME,
+    TELEGRAM_HOST_SCRIPT,
     Session,
     fake_telegram_script,
     open_page,
@@ -63,7 +64,7 @@ async def open_in_telegram(chromium: Any, site: MiniAppSite, *, contact_answer: 
                            theme: dict[str, str] | None = None) -> Session:
     """The wallet in a simulated Telegram host; ``contact_answer`` None: Telegram's SDK did not load."""
     init_data = build_init_data(bot_token=site.bot_token, user=site.telegram_user)
-    script = None
+    script = TELEGRAM_HOST_SCRIPT  # a Telegram client hosts the page (its transport), with or without the SDK
     if contact_answer is not None:
         script = fake_telegram_script(init_data, theme=theme, scheme=scheme) + request_contact_script(contact_answer)
     # Init data in the URL fragment too, as a real Telegram host passes it.
@@ -388,3 +389,26 @@ async def test_signing_in_as_someone_else_starts_the_steps_afresh(chromium: Any,
             await page.click("#national-submit")
             await page.wait_for_selector("#national-error:has-text('does not belong')")
             await page.click("#sign-out")
+
+
+async def test_a_card_from_before_owner_checks_says_to_add_it_again(chromium: Any, miniapp_server: MiniAppSite) -> None:
+    """A card registered before owners were checked is listed `pending` and never matched (docs/API.md):
+    the row tells the user how to make it count."""
+    site = miniapp_server
+    if site.standin is None:
+        pytest.skip("needs the stand-in to hold a card from before owner checks")
+    _, answer = shared_contact(site, person=site.person)
+    session = await open_in_telegram(chromium, site, contact_answer=answer)
+    page = session.page
+    await verify_identity(page, site.person)
+    card, bank = site.person.cards[0]
+    site.standin.irt.holdings[site.telegram_user["id"]].cards[card] = {
+        "id": "70", "card_masked": card[:6] + "******" + card[-4:], "iban": None, "owner_name": None,
+        "bank": bank, "status": "pending", "created_at": "2024-01-01T00:00:00Z"}
+    await page.reload()  # inside Telegram the tab signs in again (launch parameters kept for the tab)
+    await page.click("#tab-rial")
+    row = page.locator('#card-list .bank-card[data-id="70"]')
+    await row.wait_for()
+    assert await row.locator(".badge").get_attribute("data-status") == "pending"
+    assert "Add this card again to verify it is yours" in await row.inner_text()
+    await assert_fits_the_phone(page)

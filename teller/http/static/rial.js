@@ -233,6 +233,11 @@
            item.iban ? V.h("span", { className: "hint mono", text: F.iban(item.iban) }) : null]
         : [V.h("strong", { className: "num mono", text: F.iban(item.iban) }),
            V.h("span", { className: "hint", text: [item.bank, item.owner_name].filter(Boolean).join(" · ") })];
+      // A card or IBAN registered before owners were checked is never matched until its owner check runs.
+      if (item.status === "pending") {
+        main.push(V.h("span", { className: "hint pending-hint",
+          text: "Add this " + KINDS[kind].noun + " again to verify it is yours; until then payments from it are not credited." }));
+      }
       var remove = V.h("button", { type: "button", className: "link-button remove", text: "Remove" });
       var confirm = V.h("div", { className: "confirm remove-confirm", hidden: true },
         V.h("p", { text: "Remove this " + KINDS[kind].noun + "? Payments from it will no longer be credited to you." }),
@@ -241,7 +246,7 @@
           V.h("button", { type: "button", className: "button danger confirm-remove", text: "Remove" })),
         V.h("span", { className: "field-error remove-error", role: "alert" }));
       var row = V.h("li", { className: "bank-card", "data-id": item.id, "data-kind": kind },
-        V.h("span", { className: "bank-card-main" }, main[0], main[1], main[2]),
+        V.h.apply(null, ["span", { className: "bank-card-main" }].concat(main)),
         V.h("span", { className: "bank-card-side" }, V.badge(item.status), remove),
         confirm);
       remove.addEventListener("click", function () { confirm.hidden = false; remove.hidden = true; });
