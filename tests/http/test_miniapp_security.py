@@ -20,6 +20,7 @@ from aiohttp.test_utils import TestClient
 
 from teller.http.headers import CONTENT_SECURITY_POLICY
 from tests.fixtures.browser import TEST_TELEGRAM_USER, MiniAppSite, build_init_data
+from tests.fixtures.browser_irt import PEOPLE
 from tests.fixtures.common import free_port
 from tests.fixtures.http import BOT_TOKEN
 from tests.http.test_miniapp_page import (
@@ -127,7 +128,7 @@ async def test_framed_by_telegrams_web_client_the_fragment_signs_in(chromium: An
 async def real_site(api: TestClient) -> MiniAppSite:
     """The real Teller app (``api``'s loopback server) as a site for the browser."""
     return MiniAppSite(base_url=str(api.make_url("")).rstrip("/"), bot_token=BOT_TOKEN,
-                       telegram_user=TEST_TELEGRAM_USER, standin=None)
+                       telegram_user=TEST_TELEGRAM_USER, person=PEOPLE[0], stranger=PEOPLE[-1], standin=None)
 
 
 def _assert_common_headers(response: Any) -> None:

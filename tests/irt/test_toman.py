@@ -27,8 +27,8 @@ def _would_send(log_stream: Any) -> list[str]:
 async def test_rials_on_a_statement_are_credited_exactly_and_shown_in_tomans(irt_app: IrtApp,
                                                                              log_stream: Any) -> None:
     assert IRT_DECIMALS == 1
-    uid, headers = await irt_app.user(2101)
     number = make_card(MELLI, 21)
+    uid, headers, _person = await irt_app.verified_user(2101, cards=(number,))
     response = await irt_app.client.post("/api/v1/cards", json={"card_number": number}, headers=headers)
     assert response.status == 201, await response.text()
     state = irt_app.sandbox.state
@@ -63,14 +63,15 @@ async def test_rials_on_a_statement_are_credited_exactly_and_shown_in_tomans(irt
 
 
 async def test_a_suspense_line_shows_tomans_to_ops_and_credits_its_rials(irt_app: IrtApp) -> None:
-    uid, headers = await irt_app.user(2102)
+    uid, headers, _person = await irt_app.verified_user(2102)  # an assignment needs a verified identity
     irt_app.sandbox.state.append_line(amount_rial=42_007, source_card=make_card(MELLI, 22), bank_reference="TMN-S")
 
     async def listed() -> list[dict[str, Any]]:
         return list((await _get(irt_app, "/ops/irt/unmatched", OPS))["lines"])
     lines = await until(listed)
     assert [(x["bank_reference"], x["amount"]) for x in lines] == [("TMN-S", "4200.7")]
-    response = await irt_app.client.post(f"/ops/irt/unmatched/{lines[0]['id']}/assign", json={"user_id": str(uid)},
+    response = await irt_app.client.post(f"/ops/irt/unmatched/{lines[0]['id']}/assign", json={"user_id": str(uid),
+                                                                                       "operator": "ops-alice"},
                                          headers=OPS)
     assert response.status == 200, await response.text()
     assert (await response.json())["amount"] == "4200.7"

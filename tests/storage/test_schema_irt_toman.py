@@ -16,8 +16,8 @@ import pytest
 
 from teller.actors.outbox_relay import event_from_row
 from teller.storage import BANK_IRT, Event, Outbox, Store, open_store, user_account
-from teller.storage.irt import LINE_MATCHED, IrtRepository
 from teller.storage.notifications import OutboxRows
+from teller.storage.store import Write
 from tests.fixtures.store import store_before
 
 # (stored amount, what it reads after the migration): multiples of 10 rials and not.
@@ -35,7 +35,7 @@ UNTOUCHED = {
 
 @pytest.fixture
 async def old_url(store_url: str) -> AsyncIterator[str]:
-    """``store_url`` migrated up to 8 and written the way the code before issue 15 wrote it."""
+    """``store_url`` migrated up to 6 and written the way the code before issue 15 wrote it."""
     async with store_before(store_url, 7) as old:
         await _fill_the_old_way(old)
     yield store_url
@@ -45,9 +45,12 @@ async def _fill_the_old_way(store: Store) -> None:
     uid = (await store.users.get_or_create(telegram_id=9101)).id
     for i, (rials, _) in enumerate(AMOUNTS):
         ref = f"OLD-{i}"
-        line = IrtRepository.insert_line(bank_reference=ref, amount_minor=int(rials), source_iban=None,
-                                         source_card_masked="603799******1234", source_card_hash=None,
-                                         occurred_at=None, status=LINE_MATCHED, user_id=uid)
+        # The statement_lines row as the schema before migration 7 has it (no key id, no reason yet).
+        now = datetime.now(UTC)
+        line = Write("INSERT INTO statement_lines (bank_reference, amount_minor, source_iban, source_card_masked,"
+                     " source_card_hash, occurred_at, status, user_id, created_at, updated_at)"
+                     " VALUES (?, ?, NULL, '603799******1234', NULL, NULL, 'matched', ?, ?, ?)",
+                     (ref, int(rials), uid, now, now), expect_rows=1)
         event = Event("irt.credited", {"user_id": str(uid), "asset": "IRT", "amount": rials, "reference": ref,
                                        "via": "statement"})
         if int(rials):

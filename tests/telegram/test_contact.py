@@ -16,7 +16,8 @@ from aiogram import Bot
 
 from teller.assets import AssetRegistry
 from teller.flows.base import AppContext
-from teller.flows.events import _contact_recorder
+from teller.flows.events import _claim_update, _contact_recorder
+from teller.storage.bot_updates import BotUpdates
 from teller.telegram.bot import build_dispatcher, run_polling
 from teller.telegram.botapi_server import BotApiServer
 from teller.telegram.contact import FOREIGN_TEXT, RECORDED_TEXT, REFUSED_TEXT
@@ -32,7 +33,8 @@ async def no_balances(telegram_id: int) -> list[Any]:
 @pytest.fixture
 async def polling(botapi: BotApiServer, tg_bot: Bot, store: Any) -> AsyncIterator[None]:
     ctx = AppContext(settings=settings_for_tests(chains=[]), store=store, assets=AssetRegistry(()))
-    dispatcher = build_dispatcher(balances_for=no_balances, record_contact=_contact_recorder(ctx))
+    dispatcher = build_dispatcher(balances_for=no_balances, claim_update=_claim_update(BotUpdates(store)),
+                                  record_contact=_contact_recorder(ctx))
     task = asyncio.create_task(run_polling(tg_bot, dispatcher, polling_timeout_s=1))
     yield
     await dispatcher.stop_polling()
