@@ -107,10 +107,11 @@ class PaymentMatcher(AsyncioActor):
         if line.card_is_full:
             assert line.source_card is not None
             card = parse_card(line.source_card)
-            found = await self.owners.owners_by_card_hashes([digest for _, digest in self.keys.hashes(card)])
+            hashes = self.keys.hashes(card)
+            found = await self.owners.owners_by_card_hashes([digest for _, digest in hashes])
             for row in found.values():
-                if row.key_id != self.keys.current_id:  # found under an old key: re-key it now
-                    await self._rehash(row, self.keys.hash(card))
+                if row.key_id != self.keys.current_id:  # found under an old key: re-key it (and its lines) now
+                    await self._rehash(row, hashes)
             evidence.append(Evidence(CARD, frozenset(found)))
         elif line.card_masked is not None:
             evidence.append(Evidence(CARD_MASK, frozenset(await self.owners.owners_by_card_mask(line.card_masked))))
@@ -118,10 +119,13 @@ class PaymentMatcher(AsyncioActor):
             evidence.append(Evidence(IBAN, frozenset(await self.owners.owners_by_iban(line.source_iban))))
         return evidence
 
-    async def _rehash(self, row: Any, digest: str) -> None:
+    async def _rehash(self, row: Any, hashes: list[tuple[str, str]]) -> None:
+        current_id = self.keys.current_id
+        writes = [Owners.rehash_card(card_id=row.id, old_key_id=row.key_id, card_hash=dict(hashes)[current_id],
+                                     key_id=current_id)]
+        lines = Owners.rekey_card_lines(hashes=hashes, key_id=current_id)
         try:
-            await self.store.run_atomic([Owners.rehash_card(card_id=row.id, old_key_id=row.key_id, card_hash=digest,
-                                                            key_id=self.keys.current_id)])
+            await self.store.run_atomic([*writes, *([lines] if lines else [])])
         except UniqueViolation:  # an unverified twin holds the current hash: ops' to untangle, the match stands
             self.log.warning("irt.card_rehash_refused", card_id=row.id)
             return
@@ -188,14 +192,16 @@ class PaymentMatcher(AsyncioActor):
         return fresh
 
     async def _stored_line_evidence(self, line: LineRow) -> list[Evidence]:
-        """What a stored line's identifiers say now. Its card hash may predate a re-key: then its mask speaks."""
+        """What a stored line's identifiers say now, read as matching reads them: a line that carried the full
+        card is judged by that card (its hash; a card re-keyed since took the line's hash along), never by its
+        mask, which another person's card can share; only a line that carried just the mask is judged by it."""
         evidence = []
-        card_owners: set[int] = set()
         if line.source_card_hash is not None:
-            card_owners = set(await self.owners.owners_by_card_hashes([line.source_card_hash]))
-        if not card_owners and line.source_card_masked is not None:
-            card_owners = await self.owners.owners_by_card_mask(line.source_card_masked)
-        evidence.append(Evidence(CARD, frozenset(card_owners)))
+            owners = await self.owners.owners_by_card_hashes([line.source_card_hash])
+            evidence.append(Evidence(CARD, frozenset(owners)))
+        elif line.source_card_masked is not None:
+            owners_by_mask = await self.owners.owners_by_card_mask(line.source_card_masked)
+            evidence.append(Evidence(CARD_MASK, frozenset(owners_by_mask)))
         if line.source_iban is not None:
             evidence.append(Evidence(IBAN, frozenset(await self.owners.owners_by_iban(line.source_iban))))
         return evidence

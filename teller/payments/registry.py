@@ -160,6 +160,8 @@ class OwnerRegistry:
                 writes += Owners.remove(kind=CARD, item_id=existing.id, owner_id=existing.user_id, removed_by=None,
                                         reason=SUPERSEDED)
             writes.append(Owners.insert_card(user_id=user_id, card_masked=card.masked, **fields))
+        lines = Owners.rekey_card_lines(hashes=self._keys.hashes(card), key_id=self._keys.current_id)
+        writes += [lines] if lines else []  # lines stored under an older key now name this card
         event = Event(EventType.CARD_VERIFIED.value, {"user_id": str(user_id), "card_masked": card.masked,
                                                       "bank": info.bank})
         try:

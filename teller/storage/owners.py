@@ -15,6 +15,7 @@ and never leave this module except to the provider and, masked, to the API.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
@@ -189,6 +190,20 @@ class Owners:
         """Re-key one card's hash (a match found it under an old key); a no-op if someone did it first."""
         return Write("UPDATE cards SET card_hash = ?, key_id = ? WHERE id = ? AND key_id = ?",
                      (card_hash, key_id, card_id, old_key_id))
+
+    @staticmethod
+    def rekey_card_lines(*, hashes: Sequence[tuple[str, str]], key_id: str) -> Write | None:
+        """The statement lines that carried this card under an older key (``hashes``: (key id, hash) under every
+        configured key, the current one ``key_id`` among them) take the card's current hash, in the write that
+        re-keys or registers the card. Without it, a line stored before a rotation no longer names its card, and
+        the ops guard could not refuse assigning it to someone else. None when there is no older key."""
+        current = dict(hashes)[key_id]
+        older = [(kid, digest) for kid, digest in hashes if kid != key_id]
+        if not older:
+            return None
+        where = " OR ".join("(source_card_hash = ? AND source_card_key_id = ?)" for _ in older)
+        return Write(f"UPDATE statement_lines SET source_card_hash = ?, source_card_key_id = ? WHERE {where}",
+                     (current, key_id, *(v for kid, digest in older for v in (digest, kid))))
 
     # -- IBANs -----------------------------------------------------------------------------------
     async def iban_row(self, iban: str) -> IbanRow | None:

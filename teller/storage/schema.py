@@ -475,6 +475,8 @@ ALTER TABLE statement_lines ADD COLUMN source_card_key_id TEXT;
 UPDATE statement_lines SET source_card_key_id = 'legacy' WHERE source_card_hash IS NOT NULL;
 ALTER TABLE statement_lines ADD COLUMN reason TEXT;         -- why a line went to suspense
 ALTER TABLE statement_lines ADD COLUMN assigned_by TEXT;    -- the operator who assigned it from suspense
+-- A card re-keyed under a new key takes its lines' hashes along (Owners.rekey_card_lines).
+CREATE INDEX statement_lines_card_hash ON statement_lines (source_card_hash);
 CREATE INDEX cards_mask ON cards (card_masked);
 """
 
