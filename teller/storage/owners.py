@@ -143,10 +143,6 @@ class Owners:
             " WHERE user_id = ? AND status = 'contact_shared' AND mobile = ?",
             (national_code, now, now, user_id, mobile), expect_rows=1)
 
-    async def national_code_holder(self, national_code: str) -> int | None:
-        row = await self._store.fetch_one("SELECT user_id FROM identities WHERE national_code = ?", national_code)
-        return None if row is None else int(row["user_id"])
-
     # -- cards -----------------------------------------------------------------------------------
     async def card_by_hashes(self, hashes: list[str]) -> CardRow | None:
         """The active card stored under any of these hashes (one per key), a verified row first."""

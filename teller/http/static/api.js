@@ -1,5 +1,5 @@
 /*
- * The HTTP API client (window.TellerApi), per /work/shared/API.md.
+ * The HTTP API client (window.TellerApi), per docs/API.md.
  *
  * - Every failure becomes an ApiError {status, code, message}: the API's own error body when there
  *   is one, a fixed human sentence otherwise. Callers show `message`, never a raw body.
