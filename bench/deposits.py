@@ -22,11 +22,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-# Run as a script, bench/ is sys.path[0], and bench/http.py would shadow the stdlib's http: put the repo there.
-if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
-    sys.path[0] = str(Path(__file__).resolve().parents[1])
-else:
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import aiohttp  # noqa: E402
 

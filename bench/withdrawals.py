@@ -20,8 +20,6 @@ import tempfile
 import time
 from pathlib import Path
 
-# bench/http.py would shadow the standard library's http package: drop this script's folder from the path
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from aiohttp import ClientSession  # noqa: E402

@@ -2,29 +2,24 @@
 
 Both servers are started the same way (a child process on a free loopback port) and loaded by wrk
 at 64 connections. Prints requests/s of each, their ratio and Teller's p99 latency, with targets.
-Run: python bench/http.py   (needs wrk: apt-get install wrk)
+Run: python bench/http_api.py   (needs wrk: apt-get install wrk). Not named http.py: as a script its folder
+is sys.path[0], and that name would shadow the standard library's http package.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import re
+import shutil
+import socket
+import statistics
+import subprocess
 import sys
-
-# Run as a script, this file's folder is sys.path[0], and this file's name would shadow the standard
-# library's `http` package (which urllib and aiohttp import): drop the folder before importing them.
-_HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != _HERE]
-
-import json  # noqa: E402
-import re  # noqa: E402
-import shutil  # noqa: E402
-import socket  # noqa: E402
-import statistics  # noqa: E402
-import subprocess  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
-import urllib.request  # noqa: E402
-from pathlib import Path  # noqa: E402
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 CONNECTIONS = 64
