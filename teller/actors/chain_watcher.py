@@ -26,6 +26,12 @@ pass queued, never work inside someone else's callback):
    step, ``BACKFILL_STEPS_MAX`` steps a pass, never above the checkpoint), blocks checked against the
    stored window where they are in it; found deposits are recorded as in 4, with each address's
    progress, the checkpoint unmoved.
+   Then the second read: blocks that have just become ``confirmations`` deep are read once more (logs
+   and transactions, hash-checked against the window) and any deposit the first read missed is recorded
+   the same way. A node whose log index lags its blocks answers an empty ``eth_getLogs`` for a block it
+   already serves; believed once, that deposit was lost (the simulator's seed 3). Read again at the
+   depth where we credit, a lag is a delay, not a loss. The highest block read twice is kept in memory:
+   after a start the whole window is read again (a deposit is unique by its transfer, so nothing doubles).
 6. Reversals: an ``out_of_chain`` deposit whose window ended (``reverse_at_block`` reached by the
    checkpoint) becomes ``reversed_after_credit`` with a freeze and a ``deposit.reversed`` event.
 7. Credit every pending deposit at least ``confirmations`` deep below the checkpoint, each through its
@@ -89,6 +95,7 @@ WATCHER_MAILBOX_MAX = 16
 ADDRESS_PAGES_PER_PASS_MAX = 20   # address pages loaded per pass (a restart with more loads over passes)
 BACKFILL_RANGE_BLOCKS = 100       # blocks one backfill step reads (full blocks: native transfers)
 BACKFILL_STEPS_MAX = 4            # backfill steps per pass
+SECOND_READ_BLOCKS_MAX = 100      # blocks one second read covers per pass (after a start, the window's 256)
 CRASH_STEPS = ("scanned", "committed", "rewinding", "backfill_scanned", "backfill_committed", "reversing",
                "reversal_committed", "crediting", "credit_committed")
 
@@ -117,6 +124,7 @@ class ChainWatcher(PassLoopActor):
         self.addresses: dict[str, int] = {}   # lowercase address -> user id
         self._address_seq = 0                 # the last claim sequence loaded
         self._not_taken_in: dict[int, tuple[int, int | None]] = {}   # seq -> (address id, claim block)
+        self._read_twice: int | None = None   # the highest block read a second time (None: since start, none)
 
     # -- the pass loop ---------------------------------------------------------------------------------
     def delay_after(self, caught_up: bool | None, failures: int) -> float:
@@ -170,7 +178,16 @@ class ChainWatcher(PassLoopActor):
         for _ in range(BACKFILL_STEPS_MAX):
             if not await self._backfill(checkpoint, head):
                 break
+        await self._read_again(checkpoint, head)
         return checkpoint.block_number >= head
+
+    async def ensure_checkpoint(self) -> int:
+        """The checkpoint, made now from the node's head if the watcher has none yet (asked before a first
+        address is claimed: an address claimed with no checkpoint could not be watched from its claim)."""
+        checkpoint = await self.repo.checkpoint(self.name)
+        if checkpoint is None:
+            checkpoint = await self._checkpoint(await self.client.block_number())
+        return checkpoint.block_number
 
     async def _checkpoint(self, head: int) -> Checkpoint:
         checkpoint = await self.repo.checkpoint(self.name)
@@ -345,6 +362,29 @@ class ChainWatcher(PassLoopActor):
         self._log_found(found, statuses, [], tip=top)
         self._hook("backfill_committed")
         return True
+
+    # -- the second read: blocks just ``confirmations`` deep, read once more -----------------------------
+    async def _read_again(self, checkpoint: Checkpoint, head: int) -> None:
+        top = checkpoint.block_number - self.chain.confirmations + 1
+        window = await self.repo.window(self.name)
+        if not self.addresses or not window or top < min(window):
+            return
+        if self._read_twice is None:
+            self._read_twice = min(window) - 1   # after a start: the whole window once more
+        low = max(self._read_twice + 1, min(window))
+        if low > top:
+            return
+        high = min(top, low + SECOND_READ_BLOCKS_MAX - 1)
+        found = await self._find(await self._verified_range(low, high), head, self.addresses)
+        statuses = await self.repo.existing(self.name, [d.identity for d in found])
+        missed = [d for d in found if d.identity not in statuses]
+        if missed:
+            events = self._seen_events(missed, statuses, tip=checkpoint.block_number)
+            await self.repo.commit_backfill(self.name, checkpoint=checkpoint, found=missed, statuses=statuses,
+                                            seen_events=events, progress=[])
+            self.log.warning("deposits.found_on_second_read", chain=self.name, from_block=low, to_block=high,
+                             found=len(missed))
+        self._read_twice = high
 
     async def _verified_range(self, low: int, high: int) -> list[Block]:
         """Blocks ``low..high`` (full), linked one to the next, and equal to our window where it has them."""

@@ -56,6 +56,7 @@ class DepositService:
         self.repo = Deposits(ctx.store)
         self.statuses = statuses
         self.chains = {c.name: c for c in ctx.settings.chains}
+        self._first_checkpoint = {c.name: asyncio.Lock() for c in ctx.settings.chains}
         signer = ctx.settings.signer
         self.signer_enabled = bool(signer.mnemonic or signer.keystore)
 
@@ -78,9 +79,22 @@ class DepositService:
                 return str(await ask_actor(self._ctx.handle("signer").call("address_for", index),
                                            timeout_s=settings.server.upstream_timeout_s))
 
+            await self._ensure_checkpoint(chain.name)
             row = await self.repo.claim_address(user_id, chain.name, derive=derive,
                                                 reserved_index=settings.signer.hot_wallet_index)
         return checksum(row["address"])
+
+    async def _ensure_checkpoint(self, chain: str) -> None:
+        """An address is watched from the checkpoint at its claim (``claim_block``). With none yet (the watcher
+        never reached the node), a deposit made before the first checkpoint was never scanned (the simulator's
+        seed 14): the watcher makes one now, or the claim fails (ChainUnavailable) and nothing is claimed.
+        Claims waiting at once share one ask (the watcher's mailbox is small)."""
+        if await self.repo.checkpoint(chain) is not None:
+            return
+        async with self._first_checkpoint[chain]:
+            if await self.repo.checkpoint(chain) is None:
+                await ask_actor(self._ctx.handle(f"{CHAINS_SLOT}/{chain}").call("ensure_checkpoint"),
+                                timeout_s=self._ctx.settings.server.upstream_timeout_s)
 
     def decimals(self, row: Row) -> int:
         asset = self._ctx.assets.get(f"{row['chain']}:{row['asset']}")
