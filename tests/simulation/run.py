@@ -1,0 +1,172 @@
+"""Run the simulated world: one seed, a budget of seeds, a soak, or the mutation check.
+
+    python -m tests.simulation.run --seed 7 --backend sqlite       one seed (what a failure prints)
+    python -m tests.simulation.run --seeds 6 --start 1              a budget: seeds 1..6, both backends in turn
+    python -m tests.simulation.run --minutes 10                     a soak: seeds until the time is up
+    python -m tests.simulation.run --mutations [NAME ...]           each mutation must be killed by a seed
+
+Exit status 1 on any violation (or any surviving mutation). A failing seed prints the one command that runs
+it again. How a failure is minimised: the seed fixes the sequence of actions; ``--steps`` cuts the story
+short (halve it until the failure goes away), and each step is printed with ``--verbose``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+from teller.log import configure_logging
+from tests.fixtures.store import PG_DSN, drop_schema, ensure_postgres
+from tests.simulation.oracles import Violation
+from tests.simulation.world import World
+
+__all__ = ["SeedResult", "command_for", "main", "run_seed"]
+
+STEPS_DEFAULT = 40
+SETTLE_S = 60.0
+BACKENDS = ("sqlite", "postgresql")
+
+
+@dataclass
+class SeedResult:
+    seed: int
+    backend: str
+    steps: int
+    mutation: str | None
+    violations: list[Violation] = field(default_factory=list)
+    log: list[str] = field(default_factory=list)
+    elapsed_s: float = 0.0
+    calls: int = 0
+    crashes: int = 0
+    blocks: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return not self.violations
+
+
+def backend_for(seed: int) -> str:
+    return BACKENDS[seed % 2]
+
+
+def command_for(result: SeedResult) -> str:
+    mutation = f" --mutation {result.mutation}" if result.mutation else ""
+    return (f"python -m tests.simulation.run --seed {result.seed} --backend {result.backend}"
+            f" --steps {result.steps}{mutation}")
+
+
+@contextmanager
+def _store_url(backend: str) -> Iterator[str]:
+    if backend == "sqlite":
+        with tempfile.TemporaryDirectory(prefix="teller-sim-") as tmp:
+            yield f"sqlite:///{tmp}/teller.db"
+        return
+    ensure_postgres()
+    schema = f"sim_{uuid.uuid4().hex[:16]}"
+    try:
+        yield f"{PG_DSN}?schema={schema}"
+    finally:
+        asyncio.run(drop_schema(schema))
+
+
+async def _run(world: World) -> list[Violation]:
+    from tests.simulation import oracles
+
+    await world.run()
+    settled = await world.settle(timeout_s=SETTLE_S)
+    assert world.teller is not None and world.client is not None
+    await world.client.close()
+    await world.teller.tree.stop()
+    violations = world.violations + await oracles.check(world, final=True)
+    assert world.store is not None
+    for table in ("deposits", "withdrawals"):
+        rows = await world.store.fetch_all(f"SELECT status, COUNT(*) AS n FROM {table} GROUP BY status")
+        world.log.append(f"{table}: " + ", ".join(f"{r['status']} {r['n']}" for r in rows))
+    if not settled:
+        violations.append(Violation("liveness", f"still in flight {SETTLE_S} s after the faults stopped"))
+    assert world.store is not None
+    await world.store.close()
+    world.teller = world.client = world.store = None
+    return violations
+
+
+def run_seed(seed: int, *, backend: str | None = None, steps: int = STEPS_DEFAULT,
+             mutation: str | None = None) -> SeedResult:
+    from tests.simulation.mutations import applied
+
+    backend = backend or backend_for(seed)
+    result = SeedResult(seed=seed, backend=backend, steps=steps, mutation=mutation)
+    started = time.monotonic()
+    with _store_url(backend) as url, applied(mutation):
+        world = World(seed, store_url=url, steps=steps)
+        try:
+            result.violations = asyncio.run(_run(world))
+        except Exception as exc:  # noqa: BLE001 - the world itself broke: a finding too, with its seed
+            result.violations = [Violation("world", f"{type(exc).__name__}: {exc}")]
+        finally:
+            result.blocks = world.chain.head()
+            world.close()
+    result.log, result.calls, result.crashes = world.log, len(world.calls), world.crashes
+    result.elapsed_s = time.monotonic() - started
+    return result
+
+
+def report(result: SeedResult, *, verbose: bool = False) -> None:
+    state = "ok" if result.ok else "FAILED"
+    print(f"seed {result.seed} [{result.backend}] {state} in {result.elapsed_s:.1f} s: {result.steps} steps, "
+          f"{result.calls} calls, {result.blocks} blocks, {result.crashes} crashes", flush=True)
+    for line in result.log if verbose else result.log[-2:]:
+        print("   ", line)
+    for violation in result.violations[:10]:
+        print("   ", violation)
+    if not result.ok:
+        print(f"    re-run: {command_for(result)}", flush=True)
+
+
+def _budget(args: argparse.Namespace) -> int:
+    failed = 0
+    deadline = time.monotonic() + args.minutes * 60 if args.minutes else None
+    seed = args.start
+    while (deadline is None and seed < args.start + args.seeds) or (deadline and time.monotonic() < deadline):
+        result = run_seed(seed, backend=args.backend, steps=args.steps)
+        report(result, verbose=args.verbose)
+        failed += not result.ok
+        seed += 1
+    print(f"{seed - args.start} seeds, {failed} failed")
+    return 1 if failed else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tests.simulation.run", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seed", type=int, help="run this one seed")
+    parser.add_argument("--start", type=int, default=1)
+    parser.add_argument("--seeds", type=int, default=6)
+    parser.add_argument("--minutes", type=float, default=0.0, help="a soak: seeds from --start for this long")
+    parser.add_argument("--steps", type=int, default=STEPS_DEFAULT)
+    parser.add_argument("--backend", choices=BACKENDS, help="default: by the seed's parity")
+    parser.add_argument("--mutation", help="run with this mutation applied")
+    parser.add_argument("--mutations", nargs="*", help="the mutation check (all if no name is given)")
+    parser.add_argument("--verbose", action="store_true")
+    parser.add_argument("--log-level", default="CRITICAL", help="Teller's own log, to stderr")
+    args = parser.parse_args(argv)
+    configure_logging(level=args.log_level, stream=sys.stderr)
+    if args.mutations is not None:
+        from tests.simulation.mutation_check import check_mutations
+        return check_mutations(args.mutations or None, start=args.start, steps=args.steps)
+    if args.seed is not None:
+        result = run_seed(args.seed, backend=args.backend, steps=args.steps, mutation=args.mutation)
+        report(result, verbose=args.verbose)
+        return 0 if result.ok else 1
+    return _budget(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
