@@ -76,6 +76,7 @@ async def reorg(world: World) -> None:
     depth = world.rng.randint(1, CONFIRMATIONS - 1) if world.rng.random() < 0.8 else world.rng.randint(
         CONFIRMATIONS, CONFIRMATIONS + 2)
     world.log.append(f"   reorg depth {depth}")
+    world.reorgs.append((await asyncio.to_thread(world.chain.head), depth))
     await asyncio.to_thread(world.chain.reorg, depth)
     await asyncio.to_thread(world.chain.mine, depth + 1)
 
@@ -108,6 +109,8 @@ async def withdraw(world: World) -> None:
                        headers={**user.headers, "Idempotency-Key": key},
                        json={**user.keys[key][0], "amount": to_decimal(amount + 1, DECIMALS[asset])})
         return
+    elif roll < 0.4:  # a key that spells a settlement step: it must stay the client's own
+        key = world.rng.choice(["post", "paid", "fee", "void", "1", "2"])
     else:
         key = f"k{world.step}-{world.rng.randrange(10**6)}"
     concurrent = world.rng.randint(1, 3) if roll > 0.8 else 1

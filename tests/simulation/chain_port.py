@@ -20,12 +20,14 @@ from typing import Protocol
 from teller.chain.anvil import AnvilProcess
 from teller.chain.devchain import FAUCET_ADDRESS, DevChain
 
-__all__ = ["HOT_WALLET", "TRANSFER_TOPIC", "AnvilChain", "ChainMove", "SimChain"]
+__all__ = ["BLOCKED_RECIPIENT", "HOT_WALLET", "TRANSFER_TOPIC", "AnvilChain", "ChainMove", "SimChain"]
 
 TRANSFER_TOPIC = "0xddf252ad1be2c89b69c2b068fc378daa952ba7f163c4a11628f55a4df523b3ef"
 HOT_WALLET = "0xf39fd6e51aad88f6f4ce6ab8827279cfffb92266"  # index 0 of the test mnemonic: Teller's hot wallet
 FAUCET_TOKEN_MINOR = 10**15
 HOT_TOKEN_MINOR = 10**13
+SETUP_BLOCKS = 4
+BLOCKED_RECIPIENT = "0x" + "33" * 20
 
 
 @dataclass(frozen=True)
@@ -62,15 +64,15 @@ class AnvilChain:
     """A fresh anvil (automine off) with the demo token; the faucet funds users, index 0 is the hot wallet."""
 
     def __init__(self, chain_id: int = 31337) -> None:
-        self._anvil = AnvilProcess(chain_id=chain_id, automine=False).start()
+        self._anvil = AnvilProcess(chain_id=chain_id).start()
         self.url = self._anvil.url
         self.chain_id = chain_id
         self._dev: DevChain = self._anvil.dev
         self.token = self._dev.deploy_demo_token()
-        self._dev.mint(self.token, to=FAUCET_ADDRESS, amount_minor=FAUCET_TOKEN_MINOR, wait=False)
-        self._dev.mine()
-        self._dev.send_token(self.token, to=HOT_WALLET, amount_minor=HOT_TOKEN_MINOR, wait=False)
-        self._dev.mine()
+        self._dev.mint(self.token, to=FAUCET_ADDRESS, amount_minor=FAUCET_TOKEN_MINOR)
+        self._dev.send_token(self.token, to=HOT_WALLET, amount_minor=HOT_TOKEN_MINOR)
+        self._dev.set_blocked(self.token, BLOCKED_RECIPIENT, True)  # token payments to it revert: refunds
+        self._dev.set_automine(False)  # from here on, blocks come when the world mines them
         self._scanned: dict[int, tuple[str, list[ChainMove]]] = {}  # block -> (hash, moves): blocks are immutable
 
     def fund_native(self, to: str, amount_wei: int) -> str:
@@ -83,7 +85,7 @@ class AnvilChain:
         self._dev.mine(blocks)
 
     def reorg(self, depth: int) -> None:
-        depth = min(depth, self.head() - 3)  # never below the token's deployment and the hot wallet's funding
+        depth = min(depth, self.head() - SETUP_BLOCKS)  # never below the token's deployment and funding
         if depth > 0:
             self._dev.reorg(depth)
 

@@ -26,7 +26,7 @@ from typing import Any
 
 from teller.storage.invariants import check_invariants
 from tests.simulation.chain_port import HOT_WALLET, ChainMove
-from tests.simulation.world import CHAIN, CONFIRMATIONS, World
+from tests.simulation.world import CHAIN, CONFIRMATIONS, MIN_MINOR, World
 
 __all__ = ["Violation", "check", "quiet"]
 
@@ -78,6 +78,14 @@ async def deposits(world: World, head: int, moves: list[ChainMove], *, final: bo
                                            int(r["amount_minor"])) == ident and r["status"] != "credited"]
             if len(flagged) < count:
                 found.append(Violation("deposits", f"credited but not on the canonical chain: {ident}"))
+    for row in rows:
+        if row["status"] in ("out_of_chain", "reversed_after_credit") and not any(
+                depth >= CONFIRMATIONS and int(row["block_number"]) > before - depth for before, depth in world.reorgs):
+            found.append(Violation("deposits", f"deposit {row['id']} credited, then {row['status']}, though no reorg"
+                                               f" as deep as the confirmations reached block {row['block_number']}"))
+        if final and row["status"] == "pending" and int(row["block_number"]) <= head - CONFIRMATIONS - 1:
+            found.append(Violation("liveness", f"deposit {row['id']} still pending {head - row['block_number']}"
+                                               " blocks deep"))
     if final:
         for move in moves:
             ident = (move.tx_hash, move.to, move.asset, move.amount_minor)
@@ -159,6 +167,10 @@ async def balances(world: World, *, final: bool) -> list[Violation]:
         account = await world.store.ledger.account(f"fees:{code}")
         if account["posted_credits_minor"] - account["posted_debits_minor"] != fee:
             found.append(Violation("balances", f"fees:{code} holds {account} for confirmed fees {fee}"))
+    for r in withdrawal_rows:
+        if int(r["amount_minor"]) < MIN_MINOR[r["asset"]]:
+            found.append(Violation("balances", f"withdrawal {r['id']} of {r['amount_minor']} {r['asset']}, under"
+                                               " the minimum"))
     for (uid, code), total in out.items():
         limit = world.settings.withdrawal_daily_limits_minor.get(code)
         if limit is not None and total > limit:

@@ -30,7 +30,7 @@ from tests.simulation.world import World
 __all__ = ["SeedResult", "command_for", "main", "run_seed"]
 
 STEPS_DEFAULT = 40
-SETTLE_S = 60.0
+SETTLE_S = 30.0
 BACKENDS = ("sqlite", "postgresql")
 
 

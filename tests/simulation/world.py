@@ -109,6 +109,7 @@ class World:
         self.calls: list[Call] = []
         self.log: list[str] = []
         self.crashes = 0
+        self.reorgs: list[tuple[int, int]] = []  # (head before, depth)
         self.violations: list[Any] = []
         self.crash_at: tuple[str, str] | None = None
         self.step = 0
@@ -201,6 +202,8 @@ class World:
                 if self.crashed.is_set():
                     await self.abandon()
                     await self.start()
+                    if self.violations:  # the story is told: settle and judge it now
+                        break
             self.crash_at = None
         except BaseException:
             await self.stop()
