@@ -17,7 +17,11 @@ Driver API (all synchronous, no I/O):
   unsigned transaction from any address (an impersonated account: fast, no signature);
   ``drop_pending(tx_hash)`` (the pool silently loses it).
 - the clock: ``mine(n)``; ``set_next_base_fee(wei)`` (a spike: a transaction whose max fee is below the
-  base fee waits in the pool); ``reorg(depth, reinclude=..., drop=..., length=...)``.
+  base fee waits in the pool, as in geth; ``reject_below_base_fee=True`` refuses it, as anvil does);
+  ``reorg(depth, reinclude=..., drop=..., length=...)``.
+
+Replacement (same sender and nonce) follows geth: both the max fee and the tip at least 10 % higher
+(anvil only asks for a higher max fee). A mined transaction sent again is "nonce too low", as both answer.
 - truth: ``head``, ``block(n)``, ``block_by_hash(h)``, ``balance``, ``token_balance``, ``nonce``,
   ``pending_nonce``, ``tx_status``, ``receipt``, ``transfers(to=...)``, ``nonces_used(sender)``.
 
@@ -65,8 +69,11 @@ class SimLimit(Exception):
 
 class SimNode:
     def __init__(self, *, chain_id: int = 31337, base_fee_wei: int = INITIAL_BASE_FEE_WEI,
-                 block_time_s: int = BLOCK_TIME_S) -> None:
+                 block_time_s: int = BLOCK_TIME_S, reject_below_base_fee: bool = False) -> None:
         self.chain_id = chain_id
+        # geth keeps a transaction whose max fee is below the base fee in its pool until the fee falls;
+        # anvil refuses it at once: True answers as anvil does (the conformance test compares with anvil)
+        self.reject_below_base_fee = reject_below_base_fee
         self.block_time_s = block_time_s
         self._balances: dict[str, int] = {}
         self._nonces: dict[str, int] = {}
@@ -216,8 +223,8 @@ class SimNode:
         return self._admit(tx)
 
     def _admit(self, tx: SimTx) -> str:
-        if tx.tx_hash in self._pooled or tx.tx_hash in self._mined:
-            raise TxRejected("already known")
+        if tx.tx_hash in self._pooled:
+            raise TxRejected("already known")  # a mined one is "nonce too low", as geth and anvil answer
         if tx.nonce < self.nonce(tx.sender):
             raise TxRejected(f"nonce too low: next nonce {self.nonce(tx.sender)}, tx nonce {tx.nonce}")
         if tx.max_priority_fee_per_gas_wei > tx.max_fee_per_gas_wei:
@@ -228,6 +235,8 @@ class SimNode:
             raise TxRejected("exceeds block gas limit")
         if self.balance(tx.sender) < tx.cost_max_wei:
             raise TxRejected("insufficient funds for gas * price + value")
+        if self.reject_below_base_fee and tx.max_fee_per_gas_wei < self._next_base_fee_wei:
+            raise TxRejected("max fee per gas less than block base fee")
         queued = self._pool.setdefault(tx.sender, {})
         old = queued.get(tx.nonce)
         if old is not None:
