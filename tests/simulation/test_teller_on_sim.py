@@ -1,0 +1,108 @@
+"""A real Teller against the simulated node: deposits credited after confirmations, withdrawals confirmed,
+and what Teller booked checked against the node's own truth."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from teller.chain.erc20 import encode_transfer
+from teller.storage import Store
+from teller.storage.invariants import check_invariants
+from tests.deposits import helpers as deposits
+from tests.fixtures.teller_app import POLL_S, WAIT_S
+from tests.simulation import SimNode, SimRpcServer, TxStatus
+from tests.withdrawals import helpers as withdrawals
+
+TOKEN = "0x" + "5e" * 20
+FAUCET = "0x" + "fa" * 20
+HOT = "0xf39fd6e51aad88f6f4ce6ab8827279cfffb92266"  # TEST_MNEMONIC index 0, the hot wallet
+ETH_WEI = 10**18
+
+
+def _node() -> SimNode:
+    node = SimNode(chain_id=31337)
+    node.add_token(TOKEN)
+    node.fund(FAUCET, 10**24)
+    node.mint(TOKEN, FAUCET, 10**15)
+    node.mine(5)  # a chain with some history: the watcher starts at the head
+    return node
+
+
+async def _until(check: Callable[[], Awaitable[Any]], *, node: SimNode, mine: bool, what: str) -> Any:
+    """Poll ``check``; between polls mine one block (in the loop: the node is not thread-safe)."""
+    deadline = asyncio.get_running_loop().time() + WAIT_S
+    while not (result := await check()):
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        if mine:
+            node.mine(1)
+        await asyncio.sleep(POLL_S)
+    return result
+
+
+async def test_deposits_on_the_simulated_node_are_credited_once_after_confirmations(store: Store) -> None:
+    node = _node()
+    async with SimRpcServer(node) as server:
+        settings = deposits.deposit_settings(deposits.chain_table(rpc_url=server.url, token=TOKEN))
+        async with deposits.running(settings, store) as app:
+            _, headers = await app.sign_in(1001)
+            address = (await app.address(headers)).lower()
+            async def watching() -> bool:
+                return await deposits.checkpoint_of(store) is not None
+            await _until(watching, node=node, mine=False, what="a checkpoint")
+            native = node.submit(sender=FAUCET, to=address, value_wei=2 * ETH_WEI)
+            token = node.submit(sender=FAUCET, to=TOKEN, data=encode_transfer(address, 5_000_000), gas=120_000)
+            node.mine(1)
+
+            async def pending() -> bool:
+                return len([r for r in await deposits.deposit_rows(store) if r["status"] == "pending"]) == 2
+            await _until(pending, node=node, mine=False, what="two pending deposits")
+            assert await deposits.transfers_for(store) == []
+
+            async def credited() -> bool:
+                return len([r for r in await deposits.deposit_rows(store) if r["status"] == "credited"]) == 2
+            await _until(credited, node=node, mine=True, what="two credited deposits")
+            balances = await app.balances(headers)
+            assert balances[f"{deposits.CHAIN}:ETH"] == "2" and balances[f"{deposits.CHAIN}:USDT"] == "5"
+            # the node's truth: exactly these two transfers reached the address, both final
+            truth = node.transfers(to=address, min_confirmations=deposits.CONFIRMATIONS)
+            assert {(t.token, t.amount_minor, t.tx_hash) for t in truth} == {
+                (None, 2 * ETH_WEI, native), (TOKEN, 5_000_000, token)}
+            assert len(await deposits.transfers_for(store)) == 2
+            assert not await check_invariants(store)
+
+
+async def test_withdrawals_on_the_simulated_node_confirm_and_match_the_chain(store: Store) -> None:
+    node = _node()
+    node.fund(HOT, 100 * ETH_WEI)
+    node.mint(TOKEN, HOT, 1_000 * 10**6)
+    async with SimRpcServer(node) as server:
+        settings = withdrawals.withdrawal_settings(rpc_url=server.url, token=TOKEN)
+        async with withdrawals.running(settings, store) as app:
+            uid, headers = await app.sign_in()
+            await app.credit(uid, withdrawals.ETH, ETH_WEI)
+            await app.credit(uid, withdrawals.USDT, 100 * 10**6)
+            native = await app.withdraw(headers, "n", chain="devnet", asset="ETH", to=withdrawals.RECIPIENT,
+                                        amount="0.25")
+            token = await app.withdraw(headers, "t", chain="devnet", asset="USDT", to=withdrawals.RECIPIENT,
+                                       amount="12.5")
+            assert native.status == 202 and token.status == 202
+            bodies = []
+            for response in (native, token):
+                wid = (await response.json())["id"]
+
+                async def final(wid: str = wid) -> Any:
+                    body = await (await app.client.get(f"/api/v1/withdrawals/{wid}", headers=headers)).json()
+                    return body if body["status"] in ("confirmed", "failed") else None
+                bodies.append(await _until(final, node=node, mine=True, what=f"withdrawal {wid}"))
+            assert [b["status"] for b in bodies] == ["confirmed", "confirmed"], bodies
+            assert all(node.tx_status(b["tx_hash"]) is TxStatus.SUCCEEDED for b in bodies)
+            recipient = withdrawals.RECIPIENT.lower()
+            assert {(t.token, t.amount_minor) for t in node.transfers(to=recipient)} == {
+                (None, 25 * 10**16), (TOKEN, 12_500_000)}
+            assert node.nonces_used(HOT) == list(range(node.nonce(HOT)))  # no gap in the hot wallet's nonces
+            assert await app.balance(uid, withdrawals.ETH) == (ETH_WEI - 25 * 10**16 - 5 * 10**14, 0)
+            assert await app.balance(uid, withdrawals.USDT) == (100 * 10**6 - 13 * 10**6, 0)
+            assert not await check_invariants(store)
