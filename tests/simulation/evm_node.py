@@ -237,8 +237,7 @@ class SimNode:
             raise TxRejected("insufficient funds for gas * price + value")
         if self.reject_below_base_fee and tx.max_fee_per_gas_wei < self._next_base_fee_wei:
             raise TxRejected("max fee per gas less than block base fee")
-        queued = self._pool.setdefault(tx.sender, {})
-        old = queued.get(tx.nonce)
+        old = self._pool.get(tx.sender, {}).get(tx.nonce)
         if old is not None:
             if not _outbids(tx, old):
                 raise TxRejected("replacement transaction underpriced")
@@ -247,7 +246,7 @@ class SimNode:
             raise TxRejected("txpool is full")
         elif tx.nonce - self.nonce(tx.sender) >= POOL_QUEUED_PER_SENDER_MAX:
             raise TxRejected("txpool is full")
-        queued[tx.nonce] = tx
+        self._pool.setdefault(tx.sender, {})[tx.nonce] = tx  # after the removal: it may drop the sender's map
         self._pooled[tx.tx_hash] = tx
         self._arrival[tx.tx_hash] = next(self._seq)
         self._gone.pop(tx.tx_hash, None)
