@@ -11,7 +11,7 @@ from typing import Any
 from tests.simulation.evm_node import COINBASE
 from tests.simulation.evm_types import SimBlock, SimLog, SimReceipt, SimTx
 
-__all__ = ["tx_json", "block_json", "receipt_json", "log_json"]
+__all__ = ["block_json", "log_json", "receipt_json", "tx_json"]
 
 _ZERO_HASH = "0x" + "00" * 32
 _EMPTY_BLOOM = "0x" + "00" * 256

@@ -38,13 +38,29 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 
 from eth_utils import keccak
 
-from tests.simulation.evm_types import (
-    SimBlock, SimLog, SimReceipt, SimTx, Transfer, TxRejected, TxStatus, decode_raw_transaction, intrinsic_gas,
-)
 from teller.chain.erc20 import TRANSFER_TOPIC, address_topic, decode_transfer_calldata
+from tests.simulation.evm_types import (
+    SimBlock,
+    SimLog,
+    SimReceipt,
+    SimTx,
+    Transfer,
+    TxRejected,
+    TxStatus,
+    decode_raw_transaction,
+    intrinsic_gas,
+)
 
-__all__ = ["SimNode", "SimLimit", "COINBASE", "GAS_LIMIT", "TOKEN_TRANSFER_GAS", "POOL_MAX", "REORG_DEPTH_MAX",
-           "BLOCKS_MAX"]
+__all__ = [
+    "BLOCKS_MAX",
+    "COINBASE",
+    "GAS_LIMIT",
+    "POOL_MAX",
+    "REORG_DEPTH_MAX",
+    "TOKEN_TRANSFER_GAS",
+    "SimLimit",
+    "SimNode",
+]
 
 GAS_LIMIT = 30_000_000
 ELASTICITY = 2
@@ -84,7 +100,7 @@ class SimNode:
         self._by_hash: dict[str, SimBlock] = {}
         self._gone: dict[str, TxStatus] = {}  # hash -> DROPPED / UNKNOWN (discarded by a reorg)
         self._seq = itertools.count()
-        self._arrival: dict[str, int] = {}
+        self._arrival: dict[str, int] = {}  # hash -> arrival order, for pooled transactions
         self._branch = 0
         self._next_base_fee_wei = base_fee_wei
         genesis = SimBlock(number=0, block_hash="", parent_hash="0x" + "00" * 32, timestamp_s=GENESIS_TIMESTAMP_S,
@@ -242,9 +258,7 @@ class SimNode:
             if not _outbids(tx, old):
                 raise TxRejected("replacement transaction underpriced")
             self._remove_pooled(old, TxStatus.DROPPED)
-        elif len(self._pooled) >= POOL_MAX:
-            raise TxRejected("txpool is full")
-        elif tx.nonce - self.nonce(tx.sender) >= POOL_QUEUED_PER_SENDER_MAX:
+        elif len(self._pooled) >= POOL_MAX or tx.nonce - self.nonce(tx.sender) >= POOL_QUEUED_PER_SENDER_MAX:
             raise TxRejected("txpool is full")
         self._pool.setdefault(tx.sender, {})[tx.nonce] = tx  # after the removal: it may drop the sender's map
         self._pooled[tx.tx_hash] = tx
@@ -266,6 +280,7 @@ class SimNode:
 
     def _remove_pooled(self, tx: SimTx, status: TxStatus) -> None:
         del self._pooled[tx.tx_hash]
+        del self._arrival[tx.tx_hash]
         queued = self._pool[tx.sender]
         del queued[tx.nonce]
         if not queued:
@@ -383,6 +398,7 @@ class SimNode:
             return
         self._pool.setdefault(tx.sender, {})[tx.nonce] = tx
         self._pooled[tx.tx_hash] = tx
+        self._arrival[tx.tx_hash] = next(self._seq)  # it arrives again, behind what waited meanwhile
         self._gone.pop(tx.tx_hash, None)
 
     def _hash_of(self, block: SimBlock) -> str:

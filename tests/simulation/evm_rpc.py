@@ -14,17 +14,17 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Self
 
 from aiohttp import web
 
+from teller.chain.erc20 import decode_transfer_calldata
 from tests.simulation.evm_json import block_json, log_json, receipt_json, tx_json
 from tests.simulation.evm_node import TOKEN_TRANSFER_GAS, SimNode
 from tests.simulation.evm_types import SimBlock, TxRejected, intrinsic_gas
 from tests.simulation.faults import HTTP_FAULTS, Fault, FaultPlan
-from teller.chain.erc20 import decode_transfer_calldata
 
-__all__ = ["SimRpcServer", "BATCH_SIZE_MAX", "LOG_RANGE_BLOCKS_MAX", "LOGS_PER_QUERY_MAX"]
+__all__ = ["BATCH_SIZE_MAX", "LOGS_PER_QUERY_MAX", "LOG_RANGE_BLOCKS_MAX", "SimRpcServer"]
 
 BATCH_SIZE_MAX = 1_000  # geth's BatchRequestLimit
 LOG_RANGE_BLOCKS_MAX = 10_000
@@ -52,7 +52,7 @@ class SimRpcServer:
         self._methods: dict[str, Callable[[list[Any]], Any]] = {
             name: getattr(self, "_" + name) for name in _METHODS}
 
-    async def __aenter__(self) -> SimRpcServer:
+    async def __aenter__(self) -> Self:
         app = web.Application(client_max_size=REQUEST_BYTES_MAX)
         app.router.add_post("/", self._handle)
         self._runner = web.AppRunner(app, access_log=None)

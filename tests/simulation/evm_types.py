@@ -14,8 +14,17 @@ import rlp
 from eth_account import Account
 from eth_utils import keccak
 
-__all__ = ["SimTx", "SimLog", "SimReceipt", "SimBlock", "Transfer", "TxStatus", "TxRejected",
-           "decode_raw_transaction", "intrinsic_gas"]
+__all__ = [
+    "SimBlock",
+    "SimLog",
+    "SimReceipt",
+    "SimTx",
+    "Transfer",
+    "TxRejected",
+    "TxStatus",
+    "decode_raw_transaction",
+    "intrinsic_gas",
+]
 
 TX_GAS = 21_000
 CALLDATA_ZERO_BYTE_GAS = 4
@@ -167,7 +176,7 @@ def decode_raw_transaction(raw: bytes) -> SimTx:
         sender = Account.recover_transaction(raw).lower()
     except TxRejected:
         raise
-    except Exception as exc:  # rlp and eth-account raise many types for bad bytes; a node says this
+    except Exception as exc:  # noqa: BLE001 - rlp and eth-account raise many types for bad bytes
         raise TxRejected(f"rlp: invalid transaction ({type(exc).__name__})") from None
     return SimTx(
         tx_hash="0x" + keccak(raw).hex(), sender=sender, nonce=_int(nonce), to=_to(to), value_wei=_int(value),

@@ -23,7 +23,7 @@ import random
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-__all__ = ["Fault", "FaultRule", "FaultPlan", "HANG_S_MAX", "DEFAULT_METHODS"]
+__all__ = ["DEFAULT_METHODS", "HANG_S_MAX", "Fault", "FaultPlan", "FaultRule"]
 
 HANG_S_MAX = 30.0
 STALE_LAG_BLOCKS_MAX = 64

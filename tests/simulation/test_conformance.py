@@ -178,7 +178,7 @@ async def _raises_unknown_block(call: Callable[[], Awaitable[Any]]) -> bool:
     return False
 
 
-async def scenario(levers: Levers, token: str) -> list[tuple[str, Any]]:  # noqa: PLR0915 - one story, in order
+async def scenario(levers: Levers, token: str) -> list[tuple[str, Any]]:
     async with ChainClient(name="conformance", rpc_url=levers.url, timeout_s=5.0) as client:
         reads = ChainReads(name="conformance", rpc_url=levers.url, timeout_s=5.0)
         seen = Record(client)
@@ -189,7 +189,7 @@ async def scenario(levers: Levers, token: str) -> list[tuple[str, Any]]:  # noqa
         return seen.steps
 
 
-async def _run(levers: Levers, token: str, client: ChainClient, reads: ChainReads, seen: Record) -> None:  # noqa: PLR0915
+async def _run(levers: Levers, token: str, client: ChainClient, reads: ChainReads, seen: Record) -> None:
     send = client.send_raw_transaction
     await levers.fund(SENDER.address, SENDER_WEI)
     await levers.give_token(SENDER.address, SENDER_TOKEN_MINOR)
