@@ -12,7 +12,7 @@ from teller.storage import Store
 from teller.storage.invariants import check_invariants
 from tests.deposits import helpers as deposits
 from tests.fixtures.teller_app import POLL_S, WAIT_S
-from tests.simulation import SimNode, SimRpcServer, TxStatus
+from tests.simulation import Fault, FaultPlan, SimNode, SimRpcServer, TxStatus
 from tests.withdrawals import helpers as withdrawals
 
 TOKEN = "0x" + "5e" * 20
@@ -106,3 +106,50 @@ async def test_withdrawals_on_the_simulated_node_confirm_and_match_the_chain(sto
             assert await app.balance(uid, withdrawals.ETH) == (ETH_WEI - 25 * 10**16 - 5 * 10**14, 0)
             assert await app.balance(uid, withdrawals.USDT) == (100 * 10**6 - 13 * 10**6, 0)
             assert not await check_invariants(store)
+
+
+async def test_deposits_through_faults_and_a_reorg_match_the_canonical_chain(store: Store) -> None:
+    """A lying node (429s, 502s, null receipts, empty logs, a stale head) and a reorg that drops one deposit
+    and moves another: after healing, Teller has credited exactly the final transfers of the canonical chain."""
+    node = _node()
+    plan = FaultPlan(16, stale_lag_blocks=2)
+    for fault in (Fault.HTTP_429, Fault.HTTP_5XX, Fault.NULL_RECEIPT, Fault.EMPTY_LOGS, Fault.STALE_HEAD):
+        plan.enable(fault, probability=0.1)
+    async with SimRpcServer(node, faults=plan) as server:
+        settings = deposits.deposit_settings(deposits.chain_table(rpc_url=server.url, token=TOKEN))
+        async with deposits.running(settings, store) as app:
+            _, headers = await app.sign_in(1002)
+            address = (await app.address(headers)).lower()
+
+            async def watching() -> bool:
+                return await deposits.checkpoint_of(store) is not None
+            await _until(watching, node=node, mine=False, what="a checkpoint")
+            doomed = node.submit(sender=FAUCET, to=address, value_wei=ETH_WEI)
+            moved = node.submit(sender=FAUCET, to=TOKEN, data=encode_transfer(address, 7_000_000), gas=120_000)
+            node.mine(1)
+
+            async def seen_pending() -> bool:
+                return any(r["tx_hash"] == doomed for r in await deposits.deposit_rows(store))
+            await _until(seen_pending, node=node, mine=False, what="the doomed deposit seen, through the faults")
+            node.reorg(1, reinclude={moved: 1}, drop=[doomed], length=2)  # the faucet's nonce 0 is free again
+            kept = node.submit(sender=FAUCET, to=address, value_wei=3 * ETH_WEI)
+            for _ in range(deposits.CONFIRMATIONS + 3):
+                node.mine(1)
+                await asyncio.sleep(POLL_S)
+            plan.heal()
+            truth = node.transfers(to=address, min_confirmations=deposits.CONFIRMATIONS)
+            assert {(t.token, t.amount_minor) for t in truth} == {(None, 3 * ETH_WEI), (TOKEN, 7_000_000)}
+            assert node.tx_status(doomed) is TxStatus.UNKNOWN and node.tx_status(kept) is TxStatus.SUCCEEDED
+
+            async def credited() -> bool:
+                rows = await deposits.deposit_rows(store)
+                return len([r for r in rows if r["status"] == "credited"]) >= 2
+            await _until(credited, node=node, mine=True, what="the two final deposits credited")
+            rows = [r for r in await deposits.deposit_rows(store) if r["status"] == "credited"]
+            assert [r["status"] for r in await deposits.deposit_rows(store) if r["tx_hash"] == doomed] == ["orphaned"]
+            assert sorted((r["asset"], int(r["amount_minor"]), r["tx_hash"]) for r in rows) == sorted(
+                [("ETH", 3 * ETH_WEI, kept), ("USDT", 7_000_000, moved)])
+            balances = await app.balances(headers)
+            assert balances[f"{deposits.CHAIN}:ETH"] == "3" and balances[f"{deposits.CHAIN}:USDT"] == "7"
+            assert not await check_invariants(store)
+            assert sum(plan.injected.values()) > 0
