@@ -153,3 +153,38 @@ async def test_deposits_through_faults_and_a_reorg_match_the_canonical_chain(sto
             assert balances[f"{deposits.CHAIN}:ETH"] == "3" and balances[f"{deposits.CHAIN}:USDT"] == "7"
             assert not await check_invariants(store)
             assert sum(plan.injected.values()) > 0
+
+
+async def test_a_withdrawal_whose_transaction_the_pool_drops_is_paid_once(store: Store) -> None:
+    """The node accepts the withdrawal's transaction and silently loses it; after healing, Teller pays it
+    exactly once, with no gap in the hot wallet's nonces."""
+    node = _node()
+    node.fund(HOT, 100 * ETH_WEI)
+    plan = FaultPlan(16)
+    plan.enable(Fault.DROP_TX)
+    async with SimRpcServer(node, faults=plan) as server:
+        settings = withdrawals.withdrawal_settings(rpc_url=server.url, token=TOKEN, replace_after_s=0.3)
+        async with withdrawals.running(settings, store) as app:
+            uid, headers = await app.sign_in()
+            await app.credit(uid, withdrawals.ETH, ETH_WEI)
+            response = await app.withdraw(headers, "d", chain="devnet", asset="ETH", to=withdrawals.RECIPIENT,
+                                          amount="0.25")
+            assert response.status == 202
+            wid = (await response.json())["id"]
+
+            async def dropped() -> bool:
+                return plan.injected[Fault.DROP_TX] > 0
+            await _until(dropped, node=node, mine=False, what="the transaction dropped")
+            node.mine(3)
+            plan.heal()
+
+            async def final() -> Any:
+                body = await (await app.client.get(f"/api/v1/withdrawals/{wid}", headers=headers)).json()
+                return body if body["status"] in ("confirmed", "failed") else None
+            body = await _until(final, node=node, mine=True, what="the withdrawal settled")
+            assert body["status"] == "confirmed", body
+            paid = node.transfers(to=withdrawals.RECIPIENT.lower())
+            assert [(t.amount_minor, t.tx_hash) for t in paid] == [(25 * 10**16, body["tx_hash"])]
+            assert node.nonces_used(HOT) == list(range(node.nonce(HOT)))
+            assert await app.balance(uid, withdrawals.ETH) == (ETH_WEI - 25 * 10**16 - 5 * 10**14, 0)
+            assert not await check_invariants(store)
