@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.simulation.evm_node import COINBASE
+from tests.simulation.evm_state import COINBASE
 from tests.simulation.evm_types import SimBlock, SimLog, SimReceipt, SimTx
 
 __all__ = ["block_json", "log_json", "receipt_json", "tx_json"]

@@ -1,8 +1,8 @@
 """``SimNode``: a deterministic in-memory EVM chain for the money-path simulator.
 
-It models what Teller touches and nothing else: native balances, nonces, ERC-20 tokens modelled natively
-(``transfer(to, amount)`` and ``balanceOf``; a transfer above the balance reverts, status 0, no log), a
-mempool, blocks with EIP-1559 base fees, receipts and Transfer logs. There is no wall clock: blocks are
+It models what Teller touches and nothing else: accounts and natively modelled ERC-20 tokens
+(``tests.simulation.evm_state``: a transfer above the balance reverts, status 0, no log), a mempool,
+blocks with EIP-1559 base fees, receipts and Transfer logs. There is no wall clock: blocks are
 mined only by ``mine(n)``, and every answer is a function of the driver's calls, so one seed replays one
 run. ``tests.simulation.evm_rpc.SimRpcServer`` serves it as JSON-RPC; the driver (and the oracles) use
 this Python API directly.
@@ -38,10 +38,9 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 
 from eth_utils import keccak
 
-from teller.chain.erc20 import TRANSFER_TOPIC, address_topic, decode_transfer_calldata
+from tests.simulation.evm_state import WorldState
 from tests.simulation.evm_types import (
     SimBlock,
-    SimLog,
     SimReceipt,
     SimTx,
     Transfer,
@@ -53,11 +52,9 @@ from tests.simulation.evm_types import (
 
 __all__ = [
     "BLOCKS_MAX",
-    "COINBASE",
     "GAS_LIMIT",
     "POOL_MAX",
     "REORG_DEPTH_MAX",
-    "TOKEN_TRANSFER_GAS",
     "SimLimit",
     "SimNode",
 ]
@@ -68,15 +65,11 @@ BASE_FEE_CHANGE_DENOMINATOR = 8
 INITIAL_BASE_FEE_WEI = 1_000_000_000
 BLOCK_TIME_S = 12
 GENESIS_TIMESTAMP_S = 1_700_000_000
-TOKEN_TRANSFER_GAS = 30_000  # execution beyond the intrinsic gas: a warm OpenZeppelin transfer is ~29k
-TOKEN_REVERT_GAS = 2_500
 POOL_MAX = 10_000
 POOL_QUEUED_PER_SENDER_MAX = 64  # geth's AccountQueue
 REPLACEMENT_BUMP_PERCENT = 10  # geth's PriceBump
 REORG_DEPTH_MAX = 256
 BLOCKS_MAX = 2_000_000
-COINBASE = "0x" + keccak(text="teller sim coinbase")[-20:].hex()
-_BALANCE_OF = bytes.fromhex("70a08231")
 
 
 class SimLimit(Exception):
@@ -91,9 +84,7 @@ class SimNode:
         # anvil refuses it at once: True answers as anvil does (the conformance test compares with anvil)
         self.reject_below_base_fee = reject_below_base_fee
         self.block_time_s = block_time_s
-        self._balances: dict[str, int] = {}
-        self._nonces: dict[str, int] = {}
-        self._tokens: dict[str, dict[str, int]] = {}
+        self._state = WorldState()
         self._pool: dict[str, dict[int, SimTx]] = {}  # sender -> nonce -> tx
         self._pooled: dict[str, SimTx] = {}  # hash -> tx in the pool
         self._mined: dict[str, tuple[int, int]] = {}  # hash -> (block number, index) on the canonical chain
@@ -111,15 +102,13 @@ class SimNode:
 
     # -- set-up ----------------------------------------------------------------------------------
     def fund(self, address: str, amount_wei: int) -> None:
-        address = address.lower()
-        self._balances[address] = self._balances.get(address, 0) + amount_wei
+        self._state.fund(address, amount_wei)
 
     def add_token(self, token: str) -> None:
-        self._tokens.setdefault(token.lower(), {})
+        self._state.add_token(token)
 
     def mint(self, token: str, address: str, amount_minor: int) -> None:
-        holders = self._tokens[token.lower()]
-        holders[address.lower()] = holders.get(address.lower(), 0) + amount_minor
+        self._state.mint(token, address, amount_minor)
 
     # -- reading state -----------------------------------------------------------------------------
     @property
@@ -132,7 +121,7 @@ class SimNode:
 
     @property
     def tokens(self) -> frozenset[str]:
-        return frozenset(self._tokens)
+        return self._state.tokens
 
     def block(self, number: int) -> SimBlock | None:
         return self._blocks[number] if 0 <= number < len(self._blocks) else None
@@ -142,14 +131,14 @@ class SimNode:
         return block if block is not None and self.block(block.number) is block else None
 
     def balance(self, address: str) -> int:
-        return self._balances.get(address.lower(), 0)
+        return self._state.balance(address)
 
     def token_balance(self, token: str, owner: str) -> int:
-        return self._tokens.get(token.lower(), {}).get(owner.lower(), 0)
+        return self._state.token_balance(token, owner)
 
     def nonce(self, address: str) -> int:
         """Transactions from ``address`` on the canonical chain (``eth_getTransactionCount`` at latest)."""
-        return self._nonces.get(address.lower(), 0)
+        return self._state.nonce(address)
 
     def pending_nonce(self, address: str) -> int:
         """The next nonce after the pool's gapless run from ``nonce``, as geth answers ``pending``."""
@@ -337,7 +326,8 @@ class SimNode:
                            or tx.max_fee_per_gas_wei < base_fee):
                 self._return_to_pool(tx)
                 continue
-            receipt = self._execute(block, tx, len(receipts), sum(len(r.logs) for r in receipts))
+            receipt = self._state.execute(block, tx, index=len(receipts),
+                                          first_log_index=sum(len(r.logs) for r in receipts))
             receipts.append(receipt)
             block.gas_used = receipt.cumulative_gas_used
         block.receipts = tuple(receipts)
@@ -349,48 +339,6 @@ class SimNode:
             self._gone.pop(receipt.tx.tx_hash, None)
         self._next_base_fee_wei = _next_base_fee(base_fee, block.gas_used)
         return block
-
-    def _execute(self, block: SimBlock, tx: SimTx, index: int, first_log_index: int) -> SimReceipt:
-        price = tx.price_at(block.base_fee_per_gas_wei)
-        gas_used, succeeded, logs = intrinsic_gas(tx.data), True, ()
-        if tx.to is not None and tx.to in self._tokens:
-            call = decode_transfer_calldata(tx.data)
-            holders = self._tokens[tx.to]
-            if tx.value_wei or (call is None and tx.data[:4] != _BALANCE_OF):
-                gas_used, succeeded = gas_used + TOKEN_REVERT_GAS, False  # not payable / unknown function
-            elif call is not None:
-                recipient, amount = call
-                gas_used += TOKEN_TRANSFER_GAS
-                if gas_used > tx.gas:
-                    gas_used, succeeded = tx.gas, False  # out of gas
-                elif holders.get(tx.sender, 0) < amount:
-                    gas_used, succeeded = gas_used - TOKEN_TRANSFER_GAS + TOKEN_REVERT_GAS, False
-                else:
-                    self._move_token(block, tx.to, tx.sender, -amount)
-                    self._move_token(block, tx.to, recipient, amount)
-                    logs = (SimLog(address=tx.to, topics=(TRANSFER_TOPIC, address_topic(tx.sender),
-                                                          address_topic(recipient)),
-                                   data="0x" + amount.to_bytes(32, "big").hex(), log_index=first_log_index,
-                                   tx_index=index, tx_hash=tx.tx_hash),)
-        elif tx.value_wei and tx.to is not None:
-            self._move(block, tx.sender, -tx.value_wei)
-            self._move(block, tx.to, tx.value_wei)
-        self._move(block, tx.sender, -gas_used * price)
-        self._move(block, COINBASE, gas_used * (price - block.base_fee_per_gas_wei))
-        self._nonces[tx.sender] = self.nonce(tx.sender) + 1
-        block.journal.append(("nonce", tx.sender, 1))
-        return SimReceipt(tx=tx, tx_index=index, succeeded=succeeded, gas_used=gas_used,
-                          cumulative_gas_used=block.gas_used + gas_used, effective_gas_price_wei=price,
-                          logs=logs)
-
-    def _move(self, block: SimBlock, address: str, delta_wei: int) -> None:
-        self._balances[address] = self._balances.get(address, 0) + delta_wei
-        block.journal.append(("balance", address, delta_wei))
-
-    def _move_token(self, block: SimBlock, token: str, owner: str, delta: int) -> None:
-        holders = self._tokens[token]
-        holders[owner] = holders.get(owner, 0) + delta
-        block.journal.append(("token", (token, owner), delta))
 
     def _return_to_pool(self, tx: SimTx) -> None:
         if tx.nonce < self.nonce(tx.sender) or tx.nonce in self._pool.get(tx.sender, {}):
@@ -427,7 +375,9 @@ class SimNode:
         old = self._blocks[-depth:]
         del self._blocks[-depth:]
         for block in reversed(old):
-            self._undo(block)
+            self._state.undo(block)
+            for receipt in block.receipts:
+                self._mined.pop(receipt.tx.tx_hash, None)
         old_txs = [tx for block in old for tx in block.txs]
         known = {tx.tx_hash for tx in old_txs}
         dropped = {h.lower() for h in drop} & known
@@ -446,19 +396,6 @@ class SimNode:
         for offset in range(length):
             self._seal(lambda _fee: iter(()), by_offset.get(offset, ()))
         return [block.block_hash for block in old]
-
-    def _undo(self, block: SimBlock) -> None:
-        for kind, key, delta in reversed(block.journal):
-            if kind == "balance":
-                self._balances[key] -= delta  # type: ignore[index]
-            elif kind == "nonce":
-                self._nonces[key] -= delta  # type: ignore[index]
-            else:
-                token, owner = key  # type: ignore[misc]
-                self._tokens[token][owner] -= delta
-        for receipt in block.receipts:
-            self._mined.pop(receipt.tx.tx_hash, None)
-
 
 def _outbids(new: SimTx, old: SimTx) -> bool:
     """geth's rule: both the fee cap and the tip at least ``REPLACEMENT_BUMP_PERCENT`` higher."""

@@ -20,7 +20,8 @@ from aiohttp import web
 
 from teller.chain.erc20 import decode_transfer_calldata
 from tests.simulation.evm_json import block_json, log_json, receipt_json, tx_json
-from tests.simulation.evm_node import TOKEN_TRANSFER_GAS, SimNode
+from tests.simulation.evm_node import SimNode
+from tests.simulation.evm_state import TOKEN_TRANSFER_GAS
 from tests.simulation.evm_types import SimBlock, TxRejected, intrinsic_gas
 from tests.simulation.faults import HTTP_FAULTS, Fault, FaultPlan
 
@@ -57,10 +58,8 @@ class SimRpcServer:
         app.router.add_post("/", self._handle)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        self.url = f"http://127.0.0.1:{port}/"
+        await web.TCPSite(self._runner, "127.0.0.1", 0).start()
+        self.url = f"http://127.0.0.1:{self._runner.addresses[0][1]}/"
         return self
 
     async def __aexit__(self, *exc: object) -> None:

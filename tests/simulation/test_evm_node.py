@@ -17,8 +17,9 @@ from teller.chain.receipts import ChainReads
 from teller.chain.signing import sign_native_transfer, sign_token_transfer
 from teller.errors import ChainUnavailable
 from tests.simulation import Fault, FaultPlan, SimLimit, SimNode, SimRpcServer, TxRejected, TxStatus
-from tests.simulation.evm_node import COINBASE, POOL_QUEUED_PER_SENDER_MAX
+from tests.simulation.evm_node import POOL_QUEUED_PER_SENDER_MAX
 from tests.simulation.evm_rpc import LOG_RANGE_BLOCKS_MAX
+from tests.simulation.evm_state import COINBASE
 from tests.simulation.evm_types import decode_raw_transaction
 
 TOKEN = "0x" + "70" * 20
