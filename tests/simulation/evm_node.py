@@ -338,6 +338,8 @@ class SimNode:
             self._mined[receipt.tx.tx_hash] = (block.number, index)
             self._gone.pop(receipt.tx.tx_hash, None)
         self._next_base_fee_wei = _next_base_fee(base_fee, block.gas_used)
+        if len(self._blocks) > REORG_DEPTH_MAX + 1:
+            self._blocks[-REORG_DEPTH_MAX - 2].journal.clear()  # past any reorg's reach: memory stays bounded
         return block
 
     def _return_to_pool(self, tx: SimTx) -> None:
@@ -369,7 +371,10 @@ class SimNode:
         length = depth if length is None else length
         if not 1 <= depth <= min(self.head, REORG_DEPTH_MAX) or length < 0:
             raise SimLimit(f"reorg depth must be in 1..{min(self.head, REORG_DEPTH_MAX)}")
-        reinclude = dict(reinclude or {})
+        reinclude = {tx_hash.lower(): offset for tx_hash, offset in (reinclude or {}).items()}
+        drop = {tx_hash.lower() for tx_hash in drop}
+        if reinclude.keys() & drop:
+            raise ValueError("a transaction both re-included and dropped")
         if any(not 0 <= offset < length for offset in reinclude.values()):
             raise ValueError("a re-inclusion offset outside the new branch")
         old = self._blocks[-depth:]
@@ -380,19 +385,20 @@ class SimNode:
                 self._mined.pop(receipt.tx.tx_hash, None)
         old_txs = [tx for block in old for tx in block.txs]
         known = {tx.tx_hash for tx in old_txs}
-        dropped = {h.lower() for h in drop} & known
+        dropped = drop & known
         for tx in old_txs:
             if tx.tx_hash in dropped:
                 self._gone[tx.tx_hash] = TxStatus.UNKNOWN
             elif tx.tx_hash not in reinclude:
                 self._return_to_pool(tx)
         self._branch += 1
-        self._next_base_fee_wei = old[0].base_fee_per_gas_wei
+        parent = self._blocks[-1]  # the new branch's base fees follow from its parent, as any miner's would
+        self._next_base_fee_wei = _next_base_fee(parent.base_fee_per_gas_wei, parent.gas_used)
         by_offset: dict[int, list[SimTx]] = {}
         by_hash = {tx.tx_hash: tx for tx in old_txs}
         for tx_hash, offset in reinclude.items():
-            if tx_hash.lower() in by_hash and tx_hash.lower() not in dropped:
-                by_offset.setdefault(offset, []).append(by_hash[tx_hash.lower()])
+            if tx_hash in by_hash:
+                by_offset.setdefault(offset, []).append(by_hash[tx_hash])
         for offset in range(length):
             self._seal(lambda _fee: iter(()), by_offset.get(offset, ()))
         return [block.block_hash for block in old]

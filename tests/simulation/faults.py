@@ -1,6 +1,7 @@
 """``FaultPlan``: what the simulated node does wrong, decided by one seed, switchable per fault and method.
 
-Each fault has the methods it can hit and a probability per call. Decisions come from one
+Each fault has the methods it can hit, a probability per call and optionally ``hits_max`` (a fault "for a
+while": it switches itself off after that many injections). Decisions come from one
 ``random.Random`` per method, seeded from ``(seed, method)``: the n-th call of a method gets the same
 decision in every run with that seed, whatever the interleaving of other methods' calls. ``heal()`` turns
 every fault off: from then on the node is honest (the liveness oracle's "after faults stop").
@@ -57,6 +58,7 @@ class FaultRule:
     fault: Fault
     probability: float  # per call, 0..1 (a chance, not money)
     methods: frozenset[str]  # "*" for every method
+    hits_max: int | None = None  # "for a while": the rule switches itself off after this many injections
 
     def hits(self, method: str) -> bool:
         return _ANY in self.methods or method in self.methods
@@ -71,6 +73,7 @@ class FaultPlan:
         self.hang_s = hang_s
         self._rules: dict[Fault, FaultRule] = {}
         self._rngs: dict[str, random.Random] = {}
+        self._hits: dict[Fault, int] = {}  # injections since the rule was enabled
         self.injected: dict[Fault, int] = {fault: 0 for fault in Fault}
 
     @classmethod
@@ -83,11 +86,13 @@ class FaultPlan:
                 plan.enable(fault, probability=chooser.uniform(0.01, probability_max))
         return plan
 
-    def enable(self, fault: Fault, *, probability: float = 1.0, methods: Iterable[str] | None = None) -> None:
-        if not 0.0 <= probability <= 1.0:
-            raise ValueError("probability must be in [0, 1]")
+    def enable(self, fault: Fault, *, probability: float = 1.0, methods: Iterable[str] | None = None,
+               hits_max: int | None = None) -> None:
+        if not 0.0 <= probability <= 1.0 or (hits_max is not None and hits_max < 1):
+            raise ValueError("probability must be in [0, 1] and hits_max positive")
         chosen = DEFAULT_METHODS[fault] if methods is None else frozenset(methods)
-        self._rules[fault] = FaultRule(fault=fault, probability=probability, methods=chosen)
+        self._rules[fault] = FaultRule(fault=fault, probability=probability, methods=chosen, hits_max=hits_max)
+        self._hits[fault] = 0
 
     def disable(self, fault: Fault) -> None:
         self._rules.pop(fault, None)
@@ -118,4 +123,7 @@ class FaultPlan:
                 chosen = fault
         if chosen is not None:
             self.injected[chosen] += 1
+            self._hits[chosen] += 1
+            if self._rules[chosen].hits_max == self._hits[chosen]:
+                self.disable(chosen)
         return chosen

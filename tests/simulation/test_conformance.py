@@ -10,7 +10,8 @@ Compared exactly: send outcomes; tx hashes, senders, recipients, values, input, 
 indexes; receipt status, ``effectiveGasPrice``, the gas of a native transfer (21,000), Transfer logs
 (token, from, to, amount, log index, transaction index); balances and token balances; nonces at
 ``latest`` and ``pending``; block numbers, base fees and the chain of parent hashes; fee-history tips;
-which lookups answer null or raise ``UnknownBlock``. Normalised: block hashes (each named by its height
+which lookups answer null or raise ``UnknownBlock``; where a reorg puts the transactions it mines again
+(``anvil_reorg`` with transactions, ``SimNode.reorg(reinclude=...)``). Normalised: block hashes (each named by its height
 relative to the start; after a reorg only "a new hash" is compared), timestamps (only that they do not go
 backwards), the gas of a token call (only that it is positive and within the limit: anvil runs the real
 bytecode), the node's words in a refusal (anvil says "transaction already imported" where geth says
@@ -37,7 +38,7 @@ from teller.chain.devchain import FAUCET_ADDRESS
 from teller.chain.erc20 import encode_transfer
 from teller.chain.receipts import ChainReads
 from teller.chain.signing import sign_eip1559, sign_native_transfer, sign_token_transfer
-from teller.chain.types import Block, Receipt, TransferLog
+from teller.chain.types import Block, Receipt, SignedTx, TransferLog
 from teller.errors import UnknownBlock
 from tests.fixtures.chain import DevNet
 from tests.simulation import SimNode, SimRpcServer
@@ -63,6 +64,8 @@ class Levers(Protocol):
     async def mine(self) -> None: ...  # one block, at BASE_FEE_WEI
     async def spike_next_base_fee(self, fee_wei: int) -> None: ...
     async def reorg_dropping(self, depth: int) -> None: ...  # new hashes, the old branch's transactions gone
+    # new hashes; each of ``placed`` mined again in the new block at its offset, the rest of the old branch gone
+    async def reorg_placing(self, depth: int, placed: list[tuple[SignedTx, int]]) -> None: ...
 
 
 class AnvilLevers:
@@ -85,6 +88,10 @@ class AnvilLevers:
 
     async def reorg_dropping(self, depth: int) -> None:
         await asyncio.to_thread(self._dev.reorg, depth)
+
+    async def reorg_placing(self, depth: int, placed: list[tuple[SignedTx, int]]) -> None:
+        pairs = [["0x" + tx.raw.hex(), offset] for tx, offset in placed]
+        await asyncio.to_thread(self._dev.rpc, "anvil_reorg", depth, pairs)
 
     _token = ""
 
@@ -111,6 +118,12 @@ class SimLevers:
         old = [tx.tx_hash for n in range(self._node.head - depth + 1, self._node.head + 1)
                for tx in self._node.block(n).txs]  # type: ignore[union-attr]
         self._node.reorg(depth, drop=old)
+
+    async def reorg_placing(self, depth: int, placed: list[tuple[SignedTx, int]]) -> None:
+        reinclude = {tx.tx_hash: offset for tx, offset in placed}
+        old = [tx.tx_hash for n in range(self._node.head - depth + 1, self._node.head + 1)
+               for tx in self._node.block(n).txs if tx.tx_hash not in reinclude]  # type: ignore[union-attr]
+        self._node.reorg(depth, reinclude=reinclude, drop=old)
 
 
 class Record:
@@ -294,6 +307,25 @@ async def _run(levers: Levers, token: str, client: ChainClient, reads: ChainRead
                                await client.get_nonce(SENDER.address, pending=True)))
     await levers.mine()
     seen.see("reorg: never mined after", await client.get_receipt(dropped.tx_hash))
+
+    # a reorg of depth 2 that mines both again a block later
+    moved_native, moved_token = _native(4, 11), _token(token, 5, 1_000_000)
+    for tx in (moved_native, moved_token):
+        await send(tx.raw)
+    await levers.mine()
+    await levers.mine()
+    await levers.reorg_placing(2, [(moved_native, 1), (moved_token, 1)])
+    await seen.name_blocks()
+    for name, tx in (("moved native", moved_native), ("moved token", moved_token)):
+        seen.see(f"receipt {name}", seen.receipt(await client.get_receipt(tx.tx_hash)))
+    head = await client.block_number()
+    seen.see("moved: blocks", [seen.block(b) for b in await client.get_blocks([head - 1, head])])
+    seen.see("moved: logs", [seen.log(x) for x in await client.get_transfer_logs(
+        tokens=[token], from_block=head - 1, to_block=head, to_addresses=[RECIPIENT])])
+    seen.see("moved: nonces and balances", (await client.get_nonce(SENDER.address),
+                                            await client.get_nonce(SENDER.address, pending=True),
+                                            await client.get_balance(RECIPIENT),
+                                            await client.get_token_balance(token=token, owner=RECIPIENT)))
 
 
 async def test_simulated_node_answers_teller_as_anvil_does(devnet: DevNet) -> None:

@@ -289,3 +289,30 @@ def test_fault_decisions_depend_only_on_the_seed_and_the_call_count() -> None:
 
     assert decisions(3, False) == decisions(3, True) != decisions(4, False)
     assert {Fault.NULL_RECEIPT, Fault.HTTP_5XX, None} == set(decisions(3, False))
+
+
+def test_a_fault_for_a_while_switches_itself_off() -> None:
+    plan = FaultPlan(1)
+    plan.enable(Fault.NULL_RECEIPT, hits_max=3)
+    hits = [plan.decide("eth_getTransactionReceipt", (Fault.NULL_RECEIPT,)) for _ in range(5)]
+    assert hits == [Fault.NULL_RECEIPT] * 3 + [None, None] and plan.healed
+
+
+def test_a_legacy_eip155_transaction_is_recovered_and_priced_at_its_gas_price() -> None:
+    node = _node()
+    tx = {"nonce": 0, "gasPrice": 2 * GWEI, "gas": 21_000, "to": to_checksum_address(BOB), "value": 9,
+          "data": b"", "chainId": 31337}
+    tx_hash = node.submit_raw(bytes(Account.sign_transaction(tx, KEY.key).raw_transaction))
+    node.mine(1)
+    receipt, _ = node.receipt(tx_hash)  # type: ignore[misc]
+    assert receipt.tx.sender == ALICE and receipt.tx.tx_type == 0 and receipt.effective_gas_price_wei == 2 * GWEI
+    assert node.balance(BOB) == 9
+
+
+def test_a_transaction_cannot_be_both_reincluded_and_dropped() -> None:
+    node = _node()
+    tx_hash = node.submit_raw(_native(0))
+    node.mine(1)
+    with pytest.raises(ValueError, match="both"):
+        node.reorg(1, reinclude={tx_hash: 0}, drop=[tx_hash])
+    assert node.tx_status(tx_hash) is TxStatus.SUCCEEDED  # refused before anything changed
