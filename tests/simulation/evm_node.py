@@ -25,7 +25,10 @@ Replacement (same sender and nonce) follows geth: both the max fee and the tip a
 - truth: ``head``, ``block(n)``, ``block_by_hash(h)``, ``balance``, ``token_balance``, ``nonce``,
   ``pending_nonce``, ``tx_status``, ``receipt``, ``transfers(to=...)``, ``nonces_used(sender)``.
 
-Bounds: ``POOL_MAX`` transactions in the pool (``POOL_QUEUED_PER_SENDER_MAX`` ahead of a sender's nonce),
+Not thread-safe: call it from the thread whose event loop serves it (``SimRpcServer``), never from
+``asyncio.to_thread``.
+
+Bounds: ``POOL_MAX`` (or ``pool_max``) transactions in the pool (``POOL_QUEUED_PER_SENDER_MAX`` ahead of a sender's nonce),
 ``REORG_DEPTH_MAX``, ``BLOCKS_MAX``; past them the node refuses as a real one does ("txpool is full") or
 the driver's call fails (``SimLimit``).
 """
@@ -78,8 +81,10 @@ class SimLimit(Exception):
 
 class SimNode:
     def __init__(self, *, chain_id: int = 31337, base_fee_wei: int = INITIAL_BASE_FEE_WEI,
-                 block_time_s: int = BLOCK_TIME_S, reject_below_base_fee: bool = False) -> None:
+                 block_time_s: int = BLOCK_TIME_S, reject_below_base_fee: bool = False,
+                 pool_max: int = POOL_MAX) -> None:
         self.chain_id = chain_id
+        self.pool_max = pool_max
         # geth keeps a transaction whose max fee is below the base fee in its pool until the fee falls;
         # anvil refuses it at once: True answers as anvil does (the conformance test compares with anvil)
         self.reject_below_base_fee = reject_below_base_fee
@@ -247,7 +252,7 @@ class SimNode:
             if not _outbids(tx, old):
                 raise TxRejected("replacement transaction underpriced")
             self._remove_pooled(old, TxStatus.DROPPED)
-        elif len(self._pooled) >= POOL_MAX or tx.nonce - self.nonce(tx.sender) >= POOL_QUEUED_PER_SENDER_MAX:
+        elif len(self._pooled) >= self.pool_max or tx.nonce - self.nonce(tx.sender) >= POOL_QUEUED_PER_SENDER_MAX:
             raise TxRejected("txpool is full")
         self._pool.setdefault(tx.sender, {})[tx.nonce] = tx  # after the removal: it may drop the sender's map
         self._pooled[tx.tx_hash] = tx

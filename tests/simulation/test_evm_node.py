@@ -131,6 +131,17 @@ def test_a_future_nonce_waits_for_the_gap_and_the_queue_per_sender_is_bounded() 
         node.submit_raw(_native(2 + POOL_QUEUED_PER_SENDER_MAX))
 
 
+def test_a_full_pool_refuses_a_new_transaction_but_takes_a_replacement() -> None:
+    node = _node(pool_max=2)
+    node.submit_raw(_native(0))
+    node.submit_raw(_native(1))
+    with pytest.raises(TxRejected, match="txpool is full"):
+        node.submit_raw(_native(2))
+    node.submit_raw(_native(1, 5, fee=4 * GWEI, tip=GWEI // 5))
+    node.mine(1)
+    assert node.nonce(ALICE) == 2 and node.balance(BOB) == 6 and node.pending() == []
+
+
 def test_a_max_fee_below_the_base_fee_waits_until_the_fee_falls() -> None:
     node = _node()
     node.set_next_base_fee(50 * GWEI)
