@@ -19,25 +19,27 @@ Driver API (all synchronous, no I/O):
 - the clock: ``mine(n)``; ``set_next_base_fee(wei)`` (a spike: a transaction whose max fee is below the
   base fee waits in the pool, as in geth; ``reject_below_base_fee=True`` refuses it, as anvil does);
   ``reorg(depth, reinclude=..., drop=..., length=...)``.
+- truth: ``head``, ``block(n)``, ``block_by_hash(h)``, ``balance``, ``token_balance``, ``nonce``,
+  ``pending_nonce``, ``pending()``, ``transaction``, ``receipt``, ``tx_status`` (``TxStatus``),
+  ``transfers(to=..., min_confirmations=...)``, ``nonces_used(sender)``, ``canonical_receipts()``.
 
 Replacement (same sender and nonce) follows geth: both the max fee and the tip at least 10 % higher
 (anvil only asks for a higher max fee). A mined transaction sent again is "nonce too low", as both answer.
-- truth: ``head``, ``block(n)``, ``block_by_hash(h)``, ``balance``, ``token_balance``, ``nonce``,
-  ``pending_nonce``, ``tx_status``, ``receipt``, ``transfers(to=...)``, ``nonces_used(sender)``.
+Block selection: executable transactions by tip, then arrival; each sender's in nonce order.
 
 Not thread-safe: call it from the thread whose event loop serves it (``SimRpcServer``), never from
 ``asyncio.to_thread``.
 
-Bounds: ``POOL_MAX`` (or ``pool_max``) transactions in the pool (``POOL_QUEUED_PER_SENDER_MAX`` ahead of a sender's nonce),
-``REORG_DEPTH_MAX``, ``BLOCKS_MAX``; past them the node refuses as a real one does ("txpool is full") or
-the driver's call fails (``SimLimit``).
+Bounds: ``pool_max`` (default ``POOL_MAX``) transactions in the pool, ``POOL_QUEUED_PER_SENDER_MAX`` ahead
+of a sender's nonce, ``REORG_DEPTH_MAX`` (older blocks' undo journals are freed), ``BLOCKS_MAX``; past them
+the node refuses as a real one does ("txpool is full") or the driver's call fails (``SimLimit``).
 """
 
 from __future__ import annotations
 
 import heapq
 import itertools
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 
 from eth_utils import keccak
 
@@ -312,24 +314,23 @@ class SimNode:
             yield tx
             offer(sender)
 
-    def _seal(self, choose: object, forced: Sequence[SimTx] = ()) -> SimBlock:
+    def _seal(self, choose: Callable[[int], Iterator[SimTx]], forced: Sequence[SimTx] = ()) -> SimBlock:
+        """Mine one block: ``forced`` in that order (a reorg's re-inclusions; any that does not fit goes
+        back to the pool), else what ``choose(base_fee)`` offers until the block's gas is spent."""
         parent = self._blocks[-1]
         base_fee = self._next_base_fee_wei
         block = SimBlock(number=parent.number + 1, block_hash="", parent_hash=parent.block_hash,
                          timestamp_s=parent.timestamp_s + self.block_time_s, base_fee_per_gas_wei=base_fee,
                          gas_limit=GAS_LIMIT, gas_used=0, receipts=())
         receipts: list[SimReceipt] = []
-        candidates: Iterable[SimTx] = forced if forced else choose(base_fee)  # type: ignore[operator]
+        candidates: Iterable[SimTx] = forced if forced else choose(base_fee)
         for tx in candidates:
-            if block.gas_used + tx.gas > GAS_LIMIT:
-                if not forced:
-                    self._return_to_pool(tx)
+            full = block.gas_used + tx.gas > GAS_LIMIT
+            if full or (forced and (tx.nonce != self.nonce(tx.sender) or tx.max_fee_per_gas_wei < base_fee
+                                    or self.balance(tx.sender) < tx.cost_max_wei)):
+                self._return_to_pool(tx)
+                if full and not forced:
                     break
-                self._return_to_pool(tx)
-                continue
-            if forced and (tx.nonce != self.nonce(tx.sender) or self.balance(tx.sender) < tx.cost_max_wei
-                           or tx.max_fee_per_gas_wei < base_fee):
-                self._return_to_pool(tx)
                 continue
             receipt = self._state.execute(block, tx, index=len(receipts),
                                           first_log_index=sum(len(r.logs) for r in receipts))
@@ -407,6 +408,7 @@ class SimNode:
         for offset in range(length):
             self._seal(lambda _fee: iter(()), by_offset.get(offset, ()))
         return [block.block_hash for block in old]
+
 
 def _outbids(new: SimTx, old: SimTx) -> bool:
     """geth's rule: both the fee cap and the tip at least ``REPLACEMENT_BUMP_PERCENT`` higher."""

@@ -327,3 +327,15 @@ def test_a_transaction_cannot_be_both_reincluded_and_dropped() -> None:
     with pytest.raises(ValueError, match="both"):
         node.reorg(1, reinclude={tx_hash: 0}, drop=[tx_hash])
     assert node.tx_status(tx_hash) is TxStatus.SUCCEEDED  # refused before anything changed
+
+
+def test_a_block_takes_transactions_until_its_gas_is_spent() -> None:
+    node = _node()
+    senders = ["0x%040x" % (i + 1) for i in range(30)]
+    for sender in senders:
+        node.fund(sender, 10**20)
+        for _ in range(50):
+            node.submit(sender=sender, to=BOB, value_wei=1)
+    first, second = node.mine(2)
+    assert len(first.receipts) == 30_000_000 // 21_000 and len(second.receipts) == 1_500 - len(first.receipts)
+    assert first.gas_used <= 30_000_000 and node.balance(BOB) == 1_500 and node.pending() == []
