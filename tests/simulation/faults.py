@@ -13,7 +13,8 @@ Faults (``Fault``):
 - ``STALE_HEAD``: ``eth_blockNumber`` answers ``stale_lag_blocks`` behind the head (a lagging replica).
 - ``HTTP_429`` / ``HTTP_5XX``: the whole HTTP request answers 429 / 502 (no JSON-RPC body).
 - ``TIMEOUT``: the request hangs ``hang_s`` (bounded by ``HANG_S_MAX``), then is answered: a client with a
-  shorter timeout gives up first.
+  shorter timeout gives up first, and the call still takes effect (a transaction sent so reaches the pool,
+  as with a real node that answers late).
 - ``DROP_TX``: ``eth_sendRawTransaction`` is accepted, then silently gone from the pool.
 """
 

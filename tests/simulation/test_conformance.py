@@ -70,7 +70,7 @@ class Levers(Protocol):
 
 class AnvilLevers:
     def __init__(self, devnet: DevNet) -> None:
-        self.url, self._dev = devnet.url, devnet.dev
+        self.url, self._dev, self._token = devnet.url, devnet.dev, devnet.token
 
     async def fund(self, address: str, amount_wei: int) -> None:
         await asyncio.to_thread(self._dev.set_balance, address, amount_wei)
@@ -92,8 +92,6 @@ class AnvilLevers:
     async def reorg_placing(self, depth: int, placed: list[tuple[SignedTx, int]]) -> None:
         pairs = [["0x" + tx.raw.hex(), offset] for tx, offset in placed]
         await asyncio.to_thread(self._dev.rpc, "anvil_reorg", depth, pairs)
-
-    _token = ""
 
 
 class SimLevers:
@@ -330,9 +328,7 @@ async def _run(levers: Levers, token: str, client: ChainClient, reads: ChainRead
 
 async def test_simulated_node_answers_teller_as_anvil_does(devnet: DevNet) -> None:
     devnet.dev.set_automine(False)  # the fixture switches it back on
-    anvil_levers = AnvilLevers(devnet)
-    anvil_levers._token = devnet.token
-    on_anvil = await scenario(anvil_levers, devnet.token)
+    on_anvil = await scenario(AnvilLevers(devnet), devnet.token)
 
     node = SimNode(chain_id=devnet.chain_id, base_fee_wei=BASE_FEE_WEI, reject_below_base_fee=True)
     node.add_token(devnet.token)
