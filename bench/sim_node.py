@@ -48,6 +48,19 @@ def _node() -> SimNode:
     return node
 
 
+def _chain(*, senders_count: int, blocks: int) -> SimNode:
+    """``blocks`` blocks, each with one native transfer from each of ``senders_count`` senders."""
+    node = _node()
+    senders = ["0x%040x" % (i + 1) for i in range(senders_count)]
+    for sender in senders:
+        node.fund(sender, 10**24)
+    for _ in range(blocks):
+        for sender in senders:
+            node.submit(sender=sender, to=senders[0], value_wei=1)
+        node.mine(1)
+    return node
+
+
 def bench_transactions() -> tuple[float, float]:
     node = _node()
     senders = ["0x%040x" % (i + 1) for i in range(SENDERS)]
@@ -90,14 +103,7 @@ def bench_signed() -> float:
 
 
 def bench_reorgs() -> float:
-    node = _node()
-    senders = ["0x%040x" % (i + 1) for i in range(20)]
-    for sender in senders:
-        node.fund(sender, 10**24)
-    for _ in range(REORG_DEPTH):
-        for sender in senders:
-            node.submit(sender=sender, to=senders[0], value_wei=1)
-        node.mine(1)
+    node = _chain(senders_count=20, blocks=REORG_DEPTH)
     started = time.perf_counter()
     for _ in range(REORGS):
         old = {tx.tx_hash: offset for offset in range(REORG_DEPTH)
@@ -107,14 +113,7 @@ def bench_reorgs() -> float:
 
 
 async def bench_rpc() -> float:
-    node = _node()
-    senders = ["0x%040x" % (i + 1) for i in range(10)]
-    for sender in senders:
-        node.fund(sender, 10**24)
-    for _ in range(RPC_BLOCKS):
-        for sender in senders:
-            node.submit(sender=sender, to=senders[0], value_wei=1)
-        node.mine(1)
+    node = _chain(senders_count=10, blocks=RPC_BLOCKS)
     async with SimRpcServer(node) as server, ChainClient(name="bench", rpc_url=server.url) as client:
         started = time.perf_counter()
         blocks = await client.get_blocks(list(range(1, RPC_BLOCKS + 1)))

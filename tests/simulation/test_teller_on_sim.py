@@ -42,16 +42,32 @@ async def _until(check: Callable[[], Awaitable[Any]], *, node: SimNode, mine: bo
     return result
 
 
+async def _watched_address(app: deposits.Running, store: Store, node: SimNode,
+                           telegram_id: int) -> tuple[dict[str, str], str]:
+    """A signed-in user's deposit address, once the watcher has its first checkpoint."""
+    _, headers = await app.sign_in(telegram_id)
+    address = (await app.address(headers)).lower()
+
+    async def watching() -> bool:
+        return await deposits.checkpoint_of(store) is not None
+    await _until(watching, node=node, mine=False, what="a checkpoint")
+    return headers, address
+
+
+async def _settled(app: withdrawals.Running, headers: dict[str, str], wid: str, node: SimNode) -> Any:
+    """The withdrawal's body once confirmed or failed, mining a block between polls."""
+    async def final() -> Any:
+        body = await (await app.client.get(f"/api/v1/withdrawals/{wid}", headers=headers)).json()
+        return body if body["status"] in ("confirmed", "failed") else None
+    return await _until(final, node=node, mine=True, what=f"withdrawal {wid} settled")
+
+
 async def test_deposits_on_the_simulated_node_are_credited_once_after_confirmations(store: Store) -> None:
     node = _node()
     async with SimRpcServer(node) as server:
         settings = deposits.deposit_settings(deposits.chain_table(rpc_url=server.url, token=TOKEN))
         async with deposits.running(settings, store) as app:
-            _, headers = await app.sign_in(1001)
-            address = (await app.address(headers)).lower()
-            async def watching() -> bool:
-                return await deposits.checkpoint_of(store) is not None
-            await _until(watching, node=node, mine=False, what="a checkpoint")
+            headers, address = await _watched_address(app, store, node, 1001)
             native = node.submit(sender=FAUCET, to=address, value_wei=2 * ETH_WEI)
             token = node.submit(sender=FAUCET, to=TOKEN, data=encode_transfer(address, 5_000_000), gas=120_000)
             node.mine(1)
@@ -89,14 +105,7 @@ async def test_withdrawals_on_the_simulated_node_confirm_and_match_the_chain(sto
             token = await app.withdraw(headers, "t", chain="devnet", asset="USDT", to=withdrawals.RECIPIENT,
                                        amount="12.5")
             assert native.status == 202 and token.status == 202
-            bodies = []
-            for response in (native, token):
-                wid = (await response.json())["id"]
-
-                async def final(wid: str = wid) -> Any:
-                    body = await (await app.client.get(f"/api/v1/withdrawals/{wid}", headers=headers)).json()
-                    return body if body["status"] in ("confirmed", "failed") else None
-                bodies.append(await _until(final, node=node, mine=True, what=f"withdrawal {wid}"))
+            bodies = [await _settled(app, headers, (await r.json())["id"], node) for r in (native, token)]
             assert [b["status"] for b in bodies] == ["confirmed", "confirmed"], bodies
             assert all(node.tx_status(b["tx_hash"]) is TxStatus.SUCCEEDED for b in bodies)
             recipient = withdrawals.RECIPIENT.lower()
@@ -118,12 +127,7 @@ async def test_deposits_through_faults_and_a_reorg_match_the_canonical_chain(sto
     async with SimRpcServer(node, faults=plan) as server:
         settings = deposits.deposit_settings(deposits.chain_table(rpc_url=server.url, token=TOKEN))
         async with deposits.running(settings, store) as app:
-            _, headers = await app.sign_in(1002)
-            address = (await app.address(headers)).lower()
-
-            async def watching() -> bool:
-                return await deposits.checkpoint_of(store) is not None
-            await _until(watching, node=node, mine=False, what="a checkpoint")
+            headers, address = await _watched_address(app, store, node, 1002)
             doomed = node.submit(sender=FAUCET, to=address, value_wei=ETH_WEI)
             moved = node.submit(sender=FAUCET, to=TOKEN, data=encode_transfer(address, 7_000_000), gas=120_000)
             node.mine(1)
@@ -177,11 +181,7 @@ async def test_a_withdrawal_whose_transaction_the_pool_drops_is_paid_once(store:
             await _until(dropped, node=node, mine=False, what="the transaction dropped")
             node.mine(3)
             plan.heal()
-
-            async def final() -> Any:
-                body = await (await app.client.get(f"/api/v1/withdrawals/{wid}", headers=headers)).json()
-                return body if body["status"] in ("confirmed", "failed") else None
-            body = await _until(final, node=node, mine=True, what="the withdrawal settled")
+            body = await _settled(app, headers, wid, node)
             assert body["status"] == "confirmed", body
             paid = node.transfers(to=withdrawals.RECIPIENT.lower())
             assert [(t.amount_minor, t.tx_hash) for t in paid] == [(25 * 10**16, body["tx_hash"])]
