@@ -59,16 +59,16 @@ async def deposit(world: World) -> None:
     assert user.address is not None
     if world.rng.random() < 0.5:
         amount = world.rng.choice([10**15, 10**16, 10**17, 10**18, 2 * 10**18]) + world.rng.randrange(10**12)
-        await asyncio.to_thread(world.chain.fund_native, user.address, amount)
+        await world.on_chain(world.chain.fund_native, user.address, amount)
     else:
         amount = world.rng.choice([10**6, 5 * 10**6, 10**8, 5 * 10**8]) + world.rng.randrange(10**4)
-        await asyncio.to_thread(world.chain.fund_token, user.address, amount)
+        await world.on_chain(world.chain.fund_token, user.address, amount)
     if world.rng.random() < 0.5:
-        await asyncio.to_thread(world.chain.mine, 1)
+        await world.on_chain(world.chain.mine, 1)
 
 
 async def mine(world: World) -> None:
-    await asyncio.to_thread(world.chain.mine, world.rng.randint(1, 3))
+    await world.on_chain(world.chain.mine, world.rng.randint(1, 3))
 
 
 async def reorg(world: World) -> None:
@@ -76,15 +76,15 @@ async def reorg(world: World) -> None:
     depth = world.rng.randint(1, CONFIRMATIONS - 1) if world.rng.random() < 0.8 else world.rng.randint(
         CONFIRMATIONS, CONFIRMATIONS + 2)
     world.log.append(f"   reorg depth {depth}")
-    world.reorgs.append((await asyncio.to_thread(world.chain.head), depth))
-    await asyncio.to_thread(world.chain.reorg, depth)
-    await asyncio.to_thread(world.chain.mine, depth + 1)
+    world.reorgs.append((await world.on_chain(world.chain.head), depth))
+    await world.on_chain(world.chain.reorg, depth)
+    await world.on_chain(world.chain.mine, depth + 1)
 
 
 def _amount_near_a_limit(world: World, asset: str, available_minor: int) -> int:
     edges = [MIN_MINOR[asset] - 1, MIN_MINOR[asset], available_minor - FEE_MINOR[asset],
              available_minor - FEE_MINOR[asset] + 1, available_minor, max(MIN_MINOR[asset], available_minor // 3)]
-    limit_minor = int(world.settings.withdrawal_daily_limits_minor.get(f"{CHAIN}:{asset}") or 0)
+    limit_minor = int(world.limits_minor.get(f"{CHAIN}:{asset}") or 0)
     if limit_minor:
         edges += [limit_minor, limit_minor // 2 + 1]
     return max(world.rng.choice(edges), 1)

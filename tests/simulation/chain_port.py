@@ -15,12 +15,12 @@ reference. Everything here is synchronous: the world calls it through ``asyncio.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import ClassVar, Protocol
 
 from teller.chain.anvil import AnvilProcess
 from teller.chain.devchain import FAUCET_ADDRESS, DevChain
 
-__all__ = ["BLOCKED_RECIPIENT", "HOT_WALLET", "TRANSFER_TOPIC", "AnvilChain", "ChainMove", "SimChain"]
+__all__ = ["BLOCKED_RECIPIENT", "HOT_TOKEN_MINOR", "HOT_WALLET", "SETUP_BLOCKS", "TRANSFER_TOPIC", "AnvilChain", "ChainMove", "SimChain"]
 
 TRANSFER_TOPIC = "0xddf252ad1be2c89b69c2b068fc378daa952ba7f163c4a11628f55a4df523b3ef"
 HOT_WALLET = "0xf39fd6e51aad88f6f4ce6ab8827279cfffb92266"  # index 0 of the test mnemonic: Teller's hot wallet
@@ -49,6 +49,13 @@ class SimChain(Protocol):
     url: str
     chain_id: int
     token: str
+    threaded: bool  # True: its levers block (call them in a thread); False: call them on the loop
+
+    async def open(self) -> None: ...
+    async def aclose(self) -> None: ...
+    def heal(self) -> None: ...
+    @property
+    def faults(self) -> list[str]: ...
 
     def fund_native(self, to: str, amount_wei: int) -> str: ...
     def fund_token(self, to: str, amount_minor: int) -> str: ...
@@ -63,6 +70,9 @@ class SimChain(Protocol):
 class AnvilChain:
     """A fresh anvil (automine off) with the demo token; the faucet funds users, index 0 is the hot wallet."""
 
+    threaded = True
+    faults: ClassVar[list[str]] = []  # anvil has no fault plan
+
     def __init__(self, chain_id: int = 31337) -> None:
         self._anvil = AnvilProcess(chain_id=chain_id).start()
         self.url = self._anvil.url
@@ -74,6 +84,15 @@ class AnvilChain:
         self._dev.set_blocked(self.token, BLOCKED_RECIPIENT, True)  # token payments to it revert: refunds
         self._dev.set_automine(False)  # from here on, blocks come when the world mines them
         self._scanned: dict[int, tuple[str, list[ChainMove]]] = {}  # block -> (hash, moves): blocks are immutable
+
+    async def open(self) -> None:
+        pass
+
+    async def aclose(self) -> None:
+        pass
+
+    def heal(self) -> None:
+        pass
 
     def fund_native(self, to: str, amount_wei: int) -> str:
         return self._dev.send_native(to=to, amount_wei=amount_wei, wait=False)

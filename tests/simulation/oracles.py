@@ -47,9 +47,7 @@ class Violation:
 
 
 async def _truth(world: World) -> tuple[int, list[ChainMove]]:
-    import asyncio
-    head = await asyncio.to_thread(world.chain.head)
-    return head, await asyncio.to_thread(world.chain.canonical)
+    return await world.on_chain(world.chain.head), await world.on_chain(world.chain.canonical)
 
 
 async def _rows(world: World, sql: str, *args: Any) -> list[dict[str, Any]]:
@@ -172,7 +170,7 @@ async def balances(world: World, *, final: bool) -> list[Violation]:
             found.append(Violation("balances", f"withdrawal {r['id']} of {r['amount_minor']} {r['asset']}, under"
                                                " the minimum"))
     for (uid, code), total in out.items():
-        limit = world.settings.withdrawal_daily_limits_minor.get(code)
+        limit = world.limits_minor.get(code)
         if limit is not None and total > limit:
             found.append(Violation("balances", f"user {uid} {code}: {total} withdrawn today past the limit {limit}"))
     return found

@@ -40,12 +40,14 @@ class SeedResult:
     backend: str
     steps: int
     mutation: str | None
+    chain: str = "sim"
     violations: list[Violation] = field(default_factory=list)
     log: list[str] = field(default_factory=list)
     elapsed_s: float = 0.0
     calls: int = 0
     crashes: int = 0
     blocks: int = 0
+    faults: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -58,8 +60,9 @@ def backend_for(seed: int) -> str:
 
 def command_for(result: SeedResult) -> str:
     mutation = f" --mutation {result.mutation}" if result.mutation else ""
+    chain = " --chain anvil" if result.chain == "anvil" else ""
     return (f"python -m tests.simulation.run --seed {result.seed} --backend {result.backend}"
-            f" --steps {result.steps}{mutation}")
+            f" --steps {result.steps}{chain}{mutation}")
 
 
 @contextmanager
@@ -77,6 +80,13 @@ def _store_url(backend: str) -> Iterator[str]:
 
 
 async def _run(world: World) -> list[Violation]:
+    try:
+        return await _judged(world)
+    finally:
+        await world.close()
+
+
+async def _judged(world: World) -> list[Violation]:
     from tests.simulation import oracles
 
     await world.run()
@@ -98,22 +108,22 @@ async def _run(world: World) -> list[Violation]:
 
 
 def run_seed(seed: int, *, backend: str | None = None, steps: int = STEPS_DEFAULT,
-             mutation: str | None = None) -> SeedResult:
+             mutation: str | None = None, chain: str = "sim") -> SeedResult:
     from tests.simulation.mutations import applied
 
     backend = backend or backend_for(seed)
-    result = SeedResult(seed=seed, backend=backend, steps=steps, mutation=mutation)
+    result = SeedResult(seed=seed, backend=backend, steps=steps, mutation=mutation, chain=chain)
     started = time.monotonic()
     with _store_url(backend) as url, applied(mutation):
-        world = World(seed, store_url=url, steps=steps)
+        world = World(seed, store_url=url, steps=steps, chain=chain)
         try:
             result.violations = asyncio.run(_run(world))
         except Exception as exc:  # noqa: BLE001 - the world itself broke: a finding too, with its seed
             result.violations = [Violation("world", f"{type(exc).__name__}: {exc}")]
         finally:
             result.blocks = world.chain.head()
-            world.close()
     result.log, result.calls, result.crashes = world.log, len(world.calls), world.crashes
+    result.faults = world.chain.faults
     result.elapsed_s = time.monotonic() - started
     return result
 
@@ -121,7 +131,8 @@ def run_seed(seed: int, *, backend: str | None = None, steps: int = STEPS_DEFAUL
 def report(result: SeedResult, *, verbose: bool = False) -> None:
     state = "ok" if result.ok else "FAILED"
     print(f"seed {result.seed} [{result.backend}] {state} in {result.elapsed_s:.1f} s: {result.steps} steps, "
-          f"{result.calls} calls, {result.blocks} blocks, {result.crashes} crashes", flush=True)
+          f"{result.calls} calls, {result.blocks} blocks, {result.crashes} crashes, {result.chain} chain"
+          + (f" with faults {result.faults}" if result.faults else ""), flush=True)
     for line in result.log if verbose else result.log[-2:]:
         print("   ", line)
     for violation in result.violations[:10]:
@@ -135,7 +146,7 @@ def _budget(args: argparse.Namespace) -> int:
     deadline = time.monotonic() + args.minutes * 60 if args.minutes else None
     seed = args.start
     while (deadline is None and seed < args.start + args.seeds) or (deadline and time.monotonic() < deadline):
-        result = run_seed(seed, backend=args.backend, steps=args.steps)
+        result = run_seed(seed, backend=args.backend, steps=args.steps, chain=args.chain)
         report(result, verbose=args.verbose)
         failed += not result.ok
         seed += 1
@@ -153,6 +164,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=STEPS_DEFAULT)
     parser.add_argument("--backend", choices=BACKENDS, help="default: by the seed's parity")
     parser.add_argument("--mutation", help="run with this mutation applied")
+    parser.add_argument("--chain", choices=("sim", "anvil"), default="sim",
+                        help="the simulated node (default) or a real anvil")
     parser.add_argument("--mutations", nargs="*", help="the mutation check (all if no name is given)")
     parser.add_argument("--verbose", action="store_true")
     parser.add_argument("--log-level", default="CRITICAL", help="Teller's own log, to stderr")
@@ -162,7 +175,8 @@ def main(argv: list[str] | None = None) -> int:
         from tests.simulation.mutation_check import check_mutations
         return check_mutations(args.mutations or None, start=args.start, steps=args.steps)
     if args.seed is not None:
-        result = run_seed(args.seed, backend=args.backend, steps=args.steps, mutation=args.mutation)
+        result = run_seed(args.seed, backend=args.backend, steps=args.steps, mutation=args.mutation,
+                          chain=args.chain)
         report(result, verbose=args.verbose)
         return 0 if result.ok else 1
     return _budget(args)

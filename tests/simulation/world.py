@@ -31,12 +31,14 @@ from tests.fixtures.chain import TEST_MNEMONIC
 from tests.fixtures.http import BOT_TOKEN, settings_for_tests
 from tests.fixtures.initdata import sign_init_data
 from tests.simulation.chain_port import AnvilChain, SimChain
+from tests.simulation.sim_chain import SimNodeChain
 
 __all__ = ["CHAIN", "CONFIRMATIONS", "DAILY_LIMITS", "Call", "SimCrash", "World"]
 
 CHAIN = "sim"
 CONFIRMATIONS = 3
 POLL_S = 0.05
+RPC_TIMEOUT_S = 0.25  # the sim node's timeout fault hangs longer (sim_chain.HANG_S)
 STEP_PAUSE_S = 0.02
 DAILY_LIMITS = {f"{CHAIN}:ETH": "3", f"{CHAIN}:USDT": "800"}
 DECIMALS = {"ETH": 18, "USDT": 6}
@@ -88,7 +90,7 @@ def to_decimal(amount_minor: int, decimals: int) -> str:
 def world_settings(chain: SimChain, store_url: str) -> Settings:
     table = {
         "name": CHAIN, "chain_id": chain.chain_id, "rpc_url": chain.url, "confirmations": CONFIRMATIONS,
-        "poll_interval_s": POLL_S, "rpc_timeout_s": 2.0, "replace_after_s": 2.0,
+        "poll_interval_s": POLL_S, "rpc_timeout_s": RPC_TIMEOUT_S, "replace_after_s": 2.0,
         "native": {"symbol": "ETH", "decimals": 18, "min_withdrawal": "0.001", "withdrawal_fee": "0.0005"},
         "tokens": [{"symbol": "USDT", "contract": chain.token, "decimals": 6, "min_withdrawal": "1",
                     "withdrawal_fee": "0.5"}],
@@ -98,13 +100,13 @@ def world_settings(chain: SimChain, store_url: str) -> Settings:
 
 
 class World:
-    def __init__(self, seed: int, *, store_url: str, steps: int = 40, chain: SimChain | None = None) -> None:
+    def __init__(self, seed: int, *, store_url: str, steps: int = 40, chain: str = "sim") -> None:
         self.seed = seed
         self.rng = random.Random(seed)
         self.store_url = store_url
         self.steps = steps
-        self.chain: SimChain = chain or AnvilChain()
-        self.settings = world_settings(self.chain, store_url)
+        self.chain: SimChain = AnvilChain() if chain == "anvil" else SimNodeChain(seed)
+        self.settings: Settings | None = None  # once the chain serves (its URL is in them)
         self.users: list[User] = []
         self.calls: list[Call] = []
         self.log: list[str] = []
@@ -118,6 +120,11 @@ class World:
         self.store: Store | None = None
         self.started_s = time.monotonic()
 
+    @property
+    def limits_minor(self) -> Any:
+        assert self.settings is not None
+        return self.settings.withdrawal_daily_limits_minor
+
     # -- life of the Teller ---------------------------------------------------------------------------
     def _hook(self, name: str) -> Any:
         def hook(*where: str) -> None:
@@ -130,6 +137,9 @@ class World:
 
     async def start(self) -> None:
         self.crashed = asyncio.Event()
+        if self.settings is None:
+            await self.chain.open()
+            self.settings = world_settings(self.chain, self.store_url)
         self.store = await open_store(self.store_url)
         overrides = {name: self._hook(name) for name in CRASH_STEPS}
         self.teller = await start_teller(self.settings, store=self.store, overrides=overrides)
@@ -156,6 +166,10 @@ class World:
             await self.teller.stop()
             await self.store.close()
             self.teller = self.client = self.store = None
+
+    async def on_chain(self, lever: Any, *args: Any) -> Any:
+        """Pull one of the chain's levers: in a thread if it blocks (anvil), else right here (the sim node)."""
+        return await asyncio.to_thread(lever, *args) if self.chain.threaded else lever(*args)
 
     # -- HTTP ---------------------------------------------------------------------------------------
     async def call(self, method: str, path: str, *, what: str, hostile: bool = False,
@@ -213,9 +227,11 @@ class World:
         """Liveness: faults off, blocks keep coming until nothing is pending. False past ``timeout_s``."""
         from tests.simulation import oracles
 
+        self.chain.heal()
+        self.crash_at = None
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
-            await asyncio.to_thread(self.chain.mine, 1)
+            await self.on_chain(self.chain.mine, 1)
             await asyncio.sleep(0.15)
             if self.crashed.is_set():
                 await self.abandon()
@@ -224,5 +240,6 @@ class World:
                 return True
         return False
 
-    def close(self) -> None:
+    async def close(self) -> None:
+        await self.chain.aclose()
         self.chain.close()
