@@ -83,6 +83,7 @@ async def _run(world: World) -> list[Violation]:
     try:
         return await _judged(world)
     finally:
+        world.log.append(f"head {await world.on_chain(world.chain.head)}")
         await world.close()
 
 
@@ -121,7 +122,8 @@ def run_seed(seed: int, *, backend: str | None = None, steps: int = STEPS_DEFAUL
         except Exception as exc:  # noqa: BLE001 - the world itself broke: a finding too, with its seed
             result.violations = [Violation("world", f"{type(exc).__name__}: {exc}")]
         finally:
-            result.blocks = world.chain.head()
+            result.blocks = int(next((line.split()[1] for line in reversed(world.log) if line.startswith("head ")),
+                                     0))
     result.log, result.calls, result.crashes = world.log, len(world.calls), world.crashes
     result.faults = world.chain.faults
     result.elapsed_s = time.monotonic() - started
