@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 
-.PHONY: run test bench deps test-deps node-deps services browser contracts lint clean
+.PHONY: run test bench deps test-deps node-deps services browser contracts lint clean simulate soak
 
 $(VENV)/.stamp-deps: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -47,6 +47,23 @@ bench: test-deps
 	@# Every bench runs; a MISS (nonzero exit) is reported at the end, not a reason to skip the rest.
 	@failed=""; for f in bench/*.py; do echo "== $$f"; $(PY) $$f || failed="$$failed $$f"; done; \
 	  if [ -n "$$failed" ]; then echo "benches with a MISS or an error:$$failed"; exit 1; fi
+
+# The money-path simulator (tests/simulation): a budget of seeds from SEED_START plus the mutation check;
+# SEED=n runs that one seed (what a failure prints); `make soak MINUTES=n` runs seeds for n minutes.
+SEED_START ?= 1
+SEEDS ?= 8
+STEPS ?= 60
+MINUTES ?= 10
+simulate: test-deps
+ifdef SEED
+	$(PY) -m tests.simulation.run --seed $(SEED) --steps $(STEPS) --verbose
+else
+	$(PY) -m tests.simulation.run --start $(SEED_START) --seeds $(SEEDS) --steps $(STEPS)
+	$(PY) -m tests.simulation.run --mutations --start $(SEED_START) --steps $(STEPS)
+endif
+
+soak: test-deps
+	$(PY) -m tests.simulation.run --start $(SEED_START) --minutes $(MINUTES) --steps $(STEPS)
 
 lint: test-deps
 	$(VENV)/bin/ruff check --select F,E9 teller tests bench

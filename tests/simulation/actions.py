@@ -82,8 +82,9 @@ async def reorg(world: World) -> None:
 
 
 def _amount_near_a_limit(world: World, asset: str, available_minor: int) -> int:
+    fits = max(MIN_MINOR[asset], available_minor // 4)  # most requests fit: the paths after the hold matter most
     edges = [MIN_MINOR[asset] - 1, MIN_MINOR[asset], available_minor - FEE_MINOR[asset],
-             available_minor - FEE_MINOR[asset] + 1, available_minor, max(MIN_MINOR[asset], available_minor // 3)]
+             available_minor - FEE_MINOR[asset] + 1, available_minor, fits, fits, fits, fits]
     limit_minor = int(world.limits_minor.get(f"{CHAIN}:{asset}") or 0)
     if limit_minor:
         edges += [limit_minor, limit_minor // 2 + 1]
@@ -100,20 +101,29 @@ async def withdraw(world: World) -> None:
     body = {"chain": CHAIN, "asset": asset, "to": world.rng.choice(RECIPIENTS),
             "amount": to_decimal(amount, DECIMALS[asset])}
     roll = world.rng.random()
-    if roll < 0.2 and user.keys:  # the same key and body again: the same answer
-        key = world.rng.choice(sorted(user.keys))
-        body = user.keys[key][0]
-    elif roll < 0.3 and user.keys:  # the same key, another body: a 409 that changes nothing
-        key = world.rng.choice(sorted(user.keys))
-        await _hostile(world, user, "replay_other_body", "POST", "/api/v1/withdrawals",
-                       headers={**user.headers, "Idempotency-Key": key},
-                       json={**user.keys[key][0], "amount": to_decimal(amount + 1, DECIMALS[asset])})
+    if roll < 0.2 and user.tried:  # the same key and body again: the same answer
+        key = world.rng.choice(sorted(user.tried))
+        body = user.tried[key]
+    elif roll < 0.3 and user.tried:  # the same key, another body: a 409 (or the first's 4xx), nothing changes
+        key = world.rng.choice(sorted(user.tried))
+        first = user.tried[key]
+        other = to_decimal(amount + 1, DECIMALS[asset])
+        headers = {**user.headers, "Idempotency-Key": key}
+        body = {**first, "amount": other if other != first["amount"] else "1.5"}
+        if key in user.keys:  # a withdrawal exists under this key: another body is refused
+            await _hostile(world, user, "replay_other_body", "POST", "/api/v1/withdrawals", headers=headers,
+                           json=body)
+        else:  # the first was refused (funds, limits): the key is still free
+            user.keys.pop(key, None)
+            user.tried[key] = body
+            await world.call("POST", "/api/v1/withdrawals", what="withdraw", headers=headers, json=body)
         return
-    elif roll < 0.4:  # a key that spells a settlement step: it must stay the client's own
-        key = world.rng.choice(["post", "paid", "fee", "void", "1", "2"])
+    elif roll < 0.45:  # a key that spells a settlement step: it must stay the client's own
+        key = world.rng.choice(["post", "paid", "fee"])
     else:
         key = f"k{world.step}-{world.rng.randrange(10**6)}"
     concurrent = world.rng.randint(1, 3) if roll > 0.8 else 1
+    user.tried.setdefault(key, body)
     headers = {**user.headers, "Idempotency-Key": key}
     calls = await asyncio.gather(*(world.call("POST", "/api/v1/withdrawals", what="withdraw", headers=headers,
                                               json=body) for _ in range(concurrent)))
@@ -150,7 +160,7 @@ async def hostile(world: World) -> None:
     key = {**user.headers, "Idempotency-Key": f"h{world.step}-{world.rng.randrange(10**6)}"}
     asset = world.rng.choice(["ETH", "USDT"])
     good = {"chain": CHAIN, "asset": asset, "to": RECIPIENTS[0], "amount": "1"}
-    others = [u for u in world.users if u is not user and u.keys]
+    others = [u for u in world.users if u is not user and u.tried]
     choices: list[tuple[str, str, str, dict[str, Any]]] = [
         ("bad_amount", "POST", "/api/v1/withdrawals",
          {"headers": key, "json": {**good, "amount": world.rng.choice(HOSTILE_AMOUNTS)}}),
@@ -170,9 +180,10 @@ async def hostile(world: World) -> None:
     ]
     if others:
         other = world.rng.choice(others)
-        wid = world.rng.choice(list(other.keys.values()))[1]["id"]
+        key = world.rng.choice(sorted(other.tried))
+        wid = other.keys[key][1]["id"] if key in other.keys else "999999"
         choices.append(("other_users_withdrawal", "GET", f"/api/v1/withdrawals/{wid}", {"headers": user.headers}))
-    what, method, path, kwargs = world.rng.choice(choices)
+    what, method, path, kwargs = choices[-1] if others and world.rng.random() < 0.3 else world.rng.choice(choices)
     await _hostile(world, user, what, method, path, **kwargs)
 
 
@@ -192,7 +203,7 @@ async def arm_crash(world: World) -> None:
 
 ACTIONS: list[tuple[Action, int]] = [
     (sign_in, 3), (claim_address, 4), (deposit, 10), (mine, 8), (withdraw, 10), (hostile, 5), (read, 2),
-    (reorg, 2), (arm_crash, 2),
+    (reorg, 3), (arm_crash, 2),
 ]
 
 

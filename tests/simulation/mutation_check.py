@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import time
 
-from tests.simulation.mutations import BACKENDS, MUTATIONS, WAITING
+from tests.simulation.mutations import BACKENDS, CHAINS, MUTATIONS, WAITING
 from tests.simulation.run import backend_for, command_for, run_seed
 
 __all__ = ["SEEDS_PER_MUTATION", "check_mutations"]
 
-SEEDS_PER_MUTATION = 8
+SEEDS_PER_MUTATION = 10
 
 
 def check_mutations(names: list[str] | None, *, start: int, steps: int,
@@ -24,7 +24,8 @@ def check_mutations(names: list[str] | None, *, start: int, steps: int,
         started = time.monotonic()
         verdict, by, oracle = "SURVIVED", "-", "-"
         for seed in range(start, start + seeds_per_mutation):
-            result = run_seed(seed, backend=BACKENDS.get(name) or backend_for(seed), steps=steps, mutation=name)
+            result = run_seed(seed, backend=BACKENDS.get(name) or backend_for(seed), steps=steps, mutation=name,
+                              chain=CHAINS.get(name, "sim"))
             if not result.ok:
                 verdict, by = "killed", f"{seed} [{result.backend}]"
                 oracle = result.violations[0].oracle

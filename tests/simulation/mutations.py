@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 
-__all__ = ["BACKENDS", "MUTATIONS", "WAITING", "applied"]
+__all__ = ["BACKENDS", "CHAINS", "MUTATIONS", "WAITING", "applied"]
 
 
 @dataclass(frozen=True)
@@ -117,6 +117,7 @@ MUTATIONS: dict[str, list[_Rewrite]] = {
 }
 
 BACKENDS = {"overdraft_check_skipped": "sqlite"}
+CHAINS = {"reverted_withdrawal_settled": "anvil"}  # anvil's demo token reverts payments to a blocked address
 
 WAITING = {
     "refund_on_first_null_receipt": "the simulated node's null receipts (i16-simnode)",
@@ -133,6 +134,9 @@ WAITING = {
 
 @contextmanager
 def applied(name: str | None) -> Iterator[None]:
+    from teller.app import FLOW_BUILDERS
+
+    FLOW_BUILDERS()  # every flow's modules imported first: one imported later would keep the mutant for good
     with pytest.MonkeyPatch.context() as patch:
         for rewrite in MUTATIONS[name] if name is not None else []:
             rewrite.apply(patch)

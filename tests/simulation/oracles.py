@@ -28,7 +28,7 @@ from teller.storage.invariants import check_invariants
 from tests.simulation.chain_port import HOT_WALLET, ChainMove
 from tests.simulation.world import CHAIN, CONFIRMATIONS, MIN_MINOR, World
 
-__all__ = ["Violation", "check", "quiet"]
+__all__ = ["Violation", "check", "quiet", "watch"]
 
 CREDITED_STATUSES = ("credited", "out_of_chain", "reversed_after_credit")
 IN_FLIGHT = ("pending", "signed", "broadcast")
@@ -40,7 +40,7 @@ class Violation:
     detail: str
 
     def during(self, step: int) -> Violation:
-        return Violation(self.oracle, f"after the crash at step {step}: {self.detail}")
+        return Violation(self.oracle, f"at step {step}: {self.detail}")
 
     def __str__(self) -> str:
         return f"[{self.oracle}] {self.detail}"
@@ -76,11 +76,8 @@ async def deposits(world: World, head: int, moves: list[ChainMove], *, final: bo
                                            int(r["amount_minor"])) == ident and r["status"] != "credited"]
             if len(flagged) < count:
                 found.append(Violation("deposits", f"credited but not on the canonical chain: {ident}"))
+    found += _unexplained_reversals(world, rows)
     for row in rows:
-        if row["status"] in ("out_of_chain", "reversed_after_credit") and not any(
-                depth >= CONFIRMATIONS and int(row["block_number"]) > before - depth for before, depth in world.reorgs):
-            found.append(Violation("deposits", f"deposit {row['id']} credited, then {row['status']}, though no reorg"
-                                               f" as deep as the confirmations reached block {row['block_number']}"))
         if final and row["status"] == "pending" and int(row["block_number"]) <= head - CONFIRMATIONS - 1:
             found.append(Violation("liveness", f"deposit {row['id']} still pending {head - row['block_number']}"
                                                " blocks deep"))
@@ -93,11 +90,26 @@ async def deposits(world: World, head: int, moves: list[ChainMove], *, final: bo
     return found
 
 
+def _unexplained_reversals(world: World, rows: list[dict[str, Any]]) -> list[Violation]:
+    """A credit can leave the chain only by a reorg at least as deep as the confirmations (a fact at any moment)."""
+    return [Violation("deposits", f"deposit {r['id']} credited, then {r['status']}, though no reorg as deep as the"
+                                  f" confirmations reached block {r['block_number']}")
+            for r in rows if r["status"] in ("out_of_chain", "reversed_after_credit") and not any(
+                depth >= CONFIRMATIONS and int(r["block_number"]) > before - depth for before, depth in world.reorgs)]
+
+
+async def watch(world: World) -> list[Violation]:
+    """The cheap checks made after every step, while Teller runs."""
+    rows = await _rows(world, "SELECT id, status, block_number FROM deposits WHERE status IN"
+                              " ('out_of_chain', 'reversed_after_credit')")
+    return _unexplained_reversals(world, rows)
+
+
 async def withdrawals(world: World, head: int, moves: list[ChainMove], *, final: bool) -> list[Violation]:
     found: list[Violation] = []
     rows = await _rows(world, "SELECT * FROM withdrawals WHERE chain = ?", CHAIN)
-    attempts = await _rows(world, "SELECT withdrawal_id, tx_hash, nonce FROM withdrawal_attempts WHERE chain = ?",
-                           CHAIN)
+    attempts = await _rows(world, "SELECT withdrawal_id, tx_hash, nonce, block_number FROM withdrawal_attempts"
+                                  " WHERE chain = ?", CHAIN)
     owner = {a["tx_hash"].lower(): a["withdrawal_id"] for a in attempts}
     by_id = {r["id"]: r for r in rows}
     paid = [m for m in moves if m.sender == HOT_WALLET and m.to != HOT_WALLET]
@@ -119,7 +131,12 @@ async def withdrawals(world: World, head: int, moves: list[ChainMove], *, final:
         if wid is not None and count > 1:
             found.append(Violation("withdrawals", f"withdrawal {wid} paid {count} times on chain"))
     if final:
+        mined_at = {a["withdrawal_id"]: a["block_number"] for a in attempts if a["block_number"] is not None}
         for row in rows:
+            block = mined_at.get(row["id"])
+            if block is not None and any(depth >= CONFIRMATIONS and int(block) > before - depth
+                                         for before, depth in world.reorgs):
+                continue  # settled, then a reorg deeper than the confirmations took its block: out of scope
             if row["status"] == "confirmed" and not paid_ids[row["id"]]:
                 found.append(Violation("withdrawals", f"withdrawal {row['id']} confirmed, unpaid on the "
                                                       f"canonical chain (tx {row['tx_hash']})"))
@@ -161,7 +178,7 @@ async def balances(world: World, *, final: bool) -> list[Violation]:
             if have.get(code, 0) != expected[(user.user_id, code)]:
                 found.append(Violation("balances", f"user {user.user_id} {code}: available+held {have.get(code, 0)}"
                                                    f" != credited - paid {expected[(user.user_id, code)]}"))
-    for code, fee in fees.items():
+    for code, fee in fees.items() if final else ():  # the fee moves one transaction after the hold's post
         account = await world.store.ledger.account(f"fees:{code}")
         if account["posted_credits_minor"] - account["posted_debits_minor"] != fee:
             found.append(Violation("balances", f"fees:{code} holds {account} for confirmed fees {fee}"))

@@ -41,6 +41,7 @@ class SeedResult:
     steps: int
     mutation: str | None
     chain: str = "sim"
+    known_faults: bool = False
     violations: list[Violation] = field(default_factory=list)
     log: list[str] = field(default_factory=list)
     elapsed_s: float = 0.0
@@ -60,7 +61,8 @@ def backend_for(seed: int) -> str:
 
 def command_for(result: SeedResult) -> str:
     mutation = f" --mutation {result.mutation}" if result.mutation else ""
-    chain = " --chain anvil" if result.chain == "anvil" else ""
+    chain = (" --chain anvil" if result.chain == "anvil" else "") + (" --known-faults" if result.known_faults
+                                                                     else "")
     return (f"python -m tests.simulation.run --seed {result.seed} --backend {result.backend}"
             f" --steps {result.steps}{chain}{mutation}")
 
@@ -109,14 +111,15 @@ async def _judged(world: World) -> list[Violation]:
 
 
 def run_seed(seed: int, *, backend: str | None = None, steps: int = STEPS_DEFAULT,
-             mutation: str | None = None, chain: str = "sim") -> SeedResult:
+             mutation: str | None = None, chain: str = "sim", known_faults: bool = False) -> SeedResult:
     from tests.simulation.mutations import applied
 
     backend = backend or backend_for(seed)
-    result = SeedResult(seed=seed, backend=backend, steps=steps, mutation=mutation, chain=chain)
+    result = SeedResult(seed=seed, backend=backend, steps=steps, mutation=mutation, chain=chain,
+                        known_faults=known_faults)
     started = time.monotonic()
     with _store_url(backend) as url, applied(mutation):
-        world = World(seed, store_url=url, steps=steps, chain=chain)
+        world = World(seed, store_url=url, steps=steps, chain=chain, known_faults=known_faults)
         try:
             result.violations = asyncio.run(_run(world))
         except Exception as exc:  # noqa: BLE001 - the world itself broke: a finding too, with its seed
@@ -135,7 +138,7 @@ def report(result: SeedResult, *, verbose: bool = False) -> None:
     print(f"seed {result.seed} [{result.backend}] {state} in {result.elapsed_s:.1f} s: {result.steps} steps, "
           f"{result.calls} calls, {result.blocks} blocks, {result.crashes} crashes, {result.chain} chain"
           + (f" with faults {result.faults}" if result.faults else ""), flush=True)
-    for line in result.log if verbose else result.log[-2:]:
+    for line in result.log if verbose else result.log[-3:]:
         print("   ", line)
     for violation in result.violations[:10]:
         print("   ", violation)
@@ -148,7 +151,8 @@ def _budget(args: argparse.Namespace) -> int:
     deadline = time.monotonic() + args.minutes * 60 if args.minutes else None
     seed = args.start
     while (deadline is None and seed < args.start + args.seeds) or (deadline and time.monotonic() < deadline):
-        result = run_seed(seed, backend=args.backend, steps=args.steps, chain=args.chain)
+        result = run_seed(seed, backend=args.backend, steps=args.steps, chain=args.chain,
+                          known_faults=args.known_faults)
         report(result, verbose=args.verbose)
         failed += not result.ok
         seed += 1
@@ -166,6 +170,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=STEPS_DEFAULT)
     parser.add_argument("--backend", choices=BACKENDS, help="default: by the seed's parity")
     parser.add_argument("--mutation", help="run with this mutation applied")
+    parser.add_argument("--known-faults", action="store_true",
+                        help="also the faults of open findings (sim_chain.KNOWN_FINDINGS)")
     parser.add_argument("--chain", choices=("sim", "anvil"), default="sim",
                         help="the simulated node (default) or a real anvil")
     parser.add_argument("--mutations", nargs="*", help="the mutation check (all if no name is given)")
@@ -178,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
         return check_mutations(args.mutations or None, start=args.start, steps=args.steps)
     if args.seed is not None:
         result = run_seed(args.seed, backend=args.backend, steps=args.steps, mutation=args.mutation,
-                          chain=args.chain)
+                          chain=args.chain, known_faults=args.known_faults)
         report(result, verbose=args.verbose)
         return 0 if result.ok else 1
     return _budget(args)

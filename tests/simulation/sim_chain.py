@@ -17,7 +17,14 @@ from tests.simulation.evm_node import SimNode
 from tests.simulation.evm_rpc import SimRpcServer
 from tests.simulation.faults import Fault, FaultPlan
 
-__all__ = ["SimNodeChain"]
+__all__ = ["KNOWN_FINDINGS", "SimNodeChain"]
+
+# Faults that make open findings of Teller fail (tests/simulation/test_findings.py): left out of the seeds'
+# plans until the finding is fixed, so that the budget and the mutation check judge everything else
+# (``--known-faults`` puts them back). Remove an entry when its xfail test passes.
+# (The other open finding, addresses claimed before the watcher's first checkpoint, is held back by the world
+# itself: ``World._first_checkpoint``.)
+KNOWN_FINDINGS = {Fault.EMPTY_LOGS: "one empty eth_getLogs answer loses a token deposit for good"}
 
 TOKEN = "0x" + "5e" * 20
 FAUCET = "0x" + "fa" * 20
@@ -26,13 +33,14 @@ HOT_WEI = 10**24
 FAUCET_TOKEN_MINOR = 10**15
 TOKEN_GAS = 120_000
 FAULT_PROBABILITY_MAX = 0.15
+DROP_ALL_SHARE = 0.3
 HANG_S = 0.3  # past the world's rpc_timeout_s: Teller gives up, the call still takes effect
 
 
 class SimNodeChain:
     threaded = False
 
-    def __init__(self, seed: int, *, faults: bool | None = None) -> None:
+    def __init__(self, seed: int, *, faults: bool | None = None, known_faults: bool = False) -> None:
         self._rng = random.Random(f"{seed}:chain")
         self.chain_id = 31337
         self.token = TOKEN
@@ -46,8 +54,9 @@ class SimNodeChain:
         self.plan = FaultPlan(seed, hang_s=HANG_S)
         if faults if faults is not None else self._rng.random() < 0.5:
             for fault in Fault:
-                if self._rng.random() < 0.5:
-                    self.plan.enable(fault, probability=self._rng.uniform(0.01, FAULT_PROBABILITY_MAX))
+                chosen, probability = self._rng.random() < 0.5, self._rng.uniform(0.01, FAULT_PROBABILITY_MAX)
+                if chosen and (known_faults or fault not in KNOWN_FINDINGS):  # the draws do not depend on it
+                    self.plan.enable(fault, probability=probability)
         self._faults = [rule.fault.value for rule in self.plan.rules]
         self._server = SimRpcServer(self.node, faults=self.plan)
         self.url = ""
@@ -83,8 +92,12 @@ class SimNodeChain:
         old = [tx.tx_hash for n in range(self.node.head - depth + 1, self.node.head + 1)
                for tx in self.node.block(n).txs]  # type: ignore[union-attr]
         reinclude, drop = {}, []
+        drop_all = self._rng.random() < DROP_ALL_SHARE  # a double spend: the old branch's transfers never return
         for tx_hash in old:
-            roll = self._rng.random()
+            roll = 1.0 if drop_all else self._rng.random()
+            if drop_all:  # Teller's own payments too: it holds their bytes, and must send them again
+                drop.append(tx_hash)
+                continue
             if roll < 0.3:
                 reinclude[tx_hash] = self._rng.randrange(depth)
             elif roll < 0.45 and self.node.transaction(tx_hash)[0].sender != HOT_WALLET:  # type: ignore[index]

@@ -40,6 +40,7 @@ CONFIRMATIONS = 3
 POLL_S = 0.05
 RPC_TIMEOUT_S = 0.25  # the sim node's timeout fault hangs longer (sim_chain.HANG_S)
 STEP_PAUSE_S = 0.02
+FIRST_CHECKPOINT_WAIT_S = 30.0
 DAILY_LIMITS = {f"{CHAIN}:ETH": "3", f"{CHAIN}:USDT": "800"}
 DECIMALS = {"ETH": 18, "USDT": 6}
 MIN_MINOR = {"ETH": 10**15, "USDT": 10**6}
@@ -78,6 +79,9 @@ class User:
     headers: dict[str, str]
     address: str | None = None
     keys: dict[str, tuple[dict[str, str], dict[str, Any]]] = field(default_factory=dict)  # key -> (body, answer)
+    # every key sent with its body, answered or not: the seed's later choices draw from this, never from what
+    # Teller answered in time (so the story does not depend on how fast the actors ran)
+    tried: dict[str, dict[str, str]] = field(default_factory=dict)
 
 
 def to_decimal(amount_minor: int, decimals: int) -> str:
@@ -100,12 +104,14 @@ def world_settings(chain: SimChain, store_url: str) -> Settings:
 
 
 class World:
-    def __init__(self, seed: int, *, store_url: str, steps: int = 40, chain: str = "sim") -> None:
+    def __init__(self, seed: int, *, store_url: str, steps: int = 40, chain: str = "sim",
+                 known_faults: bool = False) -> None:
         self.seed = seed
         self.rng = random.Random(seed)
         self.store_url = store_url
         self.steps = steps
-        self.chain: SimChain = AnvilChain() if chain == "anvil" else SimNodeChain(seed)
+        self.known_faults = known_faults
+        self.chain: SimChain = AnvilChain() if chain == "anvil" else SimNodeChain(seed, known_faults=known_faults)
         self.settings: Settings | None = None  # once the chain serves (its URL is in them)
         self.users: list[User] = []
         self.calls: list[Call] = []
@@ -116,6 +122,7 @@ class World:
         self.crash_at: tuple[str, str] | None = None
         self.step = 0
         self.teller: Teller | None = None
+        self.abandoned: list[Teller] = []
         self.client: TestClient | None = None
         self.store: Store | None = None
         self.started_s = time.monotonic()
@@ -137,7 +144,8 @@ class World:
 
     async def start(self) -> None:
         self.crashed = asyncio.Event()
-        if self.settings is None:
+        first = self.settings is None
+        if first:
             await self.chain.open()
             self.settings = world_settings(self.chain, self.store_url)
         self.store = await open_store(self.store_url)
@@ -145,6 +153,18 @@ class World:
         self.teller = await start_teller(self.settings, store=self.store, overrides=overrides)
         self.client = TestClient(TestServer(self.teller.app, host="127.0.0.1"))
         await self.client.start_server()
+        if first and not self.known_faults:
+            await self._first_checkpoint()
+
+    async def _first_checkpoint(self) -> None:
+        """Users arrive once the watcher has its first checkpoint (as every deposit test waits): a claim before
+        it is an open finding (test_findings), left to ``--known-faults`` runs."""
+        assert self.store is not None
+        deadline = time.monotonic() + FIRST_CHECKPOINT_WAIT_S
+        while await self.store.fetch_one("SELECT block_number FROM chain_checkpoints") is None:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no watcher checkpoint within {FIRST_CHECKPOINT_WAIT_S} s")
+            await asyncio.sleep(POLL_S)
 
     async def abandon(self) -> None:
         """The whole tree abandoned: actors stopped where they stand, clients never closed, memory dropped."""
@@ -156,6 +176,7 @@ class World:
         for violation in await oracles.check(self, final=False):  # a still world: the money must add up
             self.violations.append(violation.during(self.step))
         await self.store.close()
+        self.abandoned.append(self.teller)  # its clients stay open until the run ends, as a dead process's would
         self.teller = self.client = self.store = None
         self.crashes += 1
 
@@ -203,7 +224,7 @@ class World:
 
     # -- the run -------------------------------------------------------------------------------------
     async def run(self) -> None:
-        from tests.simulation import actions
+        from tests.simulation import actions, oracles
 
         await self.start()
         try:
@@ -213,11 +234,12 @@ class World:
                 self.log.append(f"{self.step}: {action.__name__}")
                 await action(self)
                 await asyncio.sleep(STEP_PAUSE_S)
+                self.violations += [v.during(self.step) for v in await oracles.watch(self)]
+                if self.violations:
+                    break
                 if self.crashed.is_set():
                     await self.abandon()
                     await self.start()
-                    if self.violations:  # the story is told: settle and judge it now
-                        break
             self.crash_at = None
         except BaseException:
             await self.stop()
@@ -241,5 +263,9 @@ class World:
         return False
 
     async def close(self) -> None:
+        for teller in self.abandoned:  # only now: aiohttp would warn of the sessions left open otherwise
+            for flow in teller.flows:
+                if flow.close is not None:
+                    await flow.close()
         await self.chain.aclose()
         self.chain.close()
