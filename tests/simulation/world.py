@@ -1,16 +1,20 @@
 """The simulated world: one seed drives users, a chain, faults and crashes around a real Teller.
 
-``World(seed, backend)`` owns a ``random.Random(seed)``; every choice (which user acts, what, how much,
-which key, which fault, when to crash) is drawn from it, in order, by ``run()``. The Teller is the real one
-(``start_teller`` on the real store, SQLite or PostgreSQL), reached only through its HTTP API; the chain is a
-``SimChain`` (``chain_port``); the oracles (``oracles``) read the world's ``history`` and the chain's truth.
+``World(seed, store_url=...)`` owns a ``random.Random(seed)``; every choice (which user acts, what, how much,
+which key, which reorg, when to crash) is drawn from it, in order, by ``run()`` (``actions`` holds the
+steps). The Teller is the real one (``start_teller`` on the real store, SQLite or PostgreSQL), reached only
+through its HTTP API; the chain is a ``SimChain`` (``chain_port``): the simulated node by default
+(``sim_chain``, with the seed's faults), a real anvil with ``chain="anvil"``. The oracles (``oracles``)
+read the world's calls and the chain's own truth.
 
-Crashes: the seed picks a step of a flow's crash hook (``deposit_crash_hook``/``withdrawal_crash_hook``);
-the hook raises there, mid-step, and the world then abandons the whole tree (no clean close of its clients),
-drops every in-memory object, reopens the store and starts a new Teller on it.
+Crashes: the seed arms a step of a flow's crash hook (``deposit_crash_hook``/``withdrawal_crash_hook``);
+the hook raises when Teller reaches it, mid-step; the world then abandons the whole tree (actors stopped
+where they stand, clients left open as a dead process leaves them), checks the still world's money, drops
+every in-memory object, reopens the store and starts a new Teller on it.
 
-What runs on wall time: Teller's actors poll on their own clocks, so a seed fixes the sequence of actions
-and faults but not how far the actors got between two actions (see ``run.py`` for the reproduction rate).
+What runs on wall time: Teller's actors poll on their own clocks (aiosqlite's thread, asyncpg's sockets),
+so a seed fixes the sequence of actions, amounts, keys, reorgs and faults, but not how far the actors got
+between two steps; ``run.py`` says how often a failing seed fails again.
 """
 
 from __future__ import annotations
@@ -125,7 +129,6 @@ class World:
         self.abandoned: list[Teller] = []
         self.client: TestClient | None = None
         self.store: Store | None = None
-        self.started_s = time.monotonic()
 
     @property
     def limits_minor(self) -> Any:
