@@ -51,7 +51,7 @@ bench: test-deps
 # The money-path simulator (tests/simulation): a budget of seeds from SEED_START plus the mutation check;
 # SEED=n runs that one seed (what a failure prints); `make soak MINUTES=n` runs seeds for n minutes.
 SEED_START ?= 1
-SEEDS ?= 8
+SEEDS ?= 16
 STEPS ?= 60
 MINUTES ?= 10
 simulate: test-deps
