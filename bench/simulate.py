@@ -27,7 +27,7 @@ from tests.simulation.run import backend_for, run_seed
 
 SEEDS = 6
 STEPS = 60
-KILL_MUTATIONS = ("overdraft_check_skipped", "daily_limit_not_checked", "replay_with_another_body_answered")
+KILL_MUTATIONS = ("overdraft_check_skipped", "daily_limit_not_checked", "outbox_outside_the_ledger_transaction")
 KILL_SEEDS_MAX = 8
 
 
