@@ -24,7 +24,7 @@ async def _snapshot(store: Any) -> dict[str, Any]:
 
 async def test_concurrent_requests_give_one_address_per_user_and_distinct_ones_across_users(store, devnet) -> None:
     # A live node: a first claim needs the watcher's first checkpoint (test_lying_logs: with the node down it is a
-    # 503 and nothing is claimed).
+    # 502 and nothing is claimed).
     settings = deposit_settings(chain_table(rpc_url=devnet.url, token=devnet.token))
     async with running(settings, store) as app:
         users = [await app.sign_in(5000 + n) for n in range(4)]

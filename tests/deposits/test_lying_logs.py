@@ -6,7 +6,7 @@ loopback proxy that rewrites answers:
   (simulator seed 3). Logs are now read a second time once the block is ``confirmations`` deep;
 - the watcher's first checkpoint was the head it first read, so an address claimed while the node was down
   (before any checkpoint) was never scanned below it: a deposit made meanwhile was lost (seed 14). A claim
-  now first makes sure the watcher has a checkpoint (a node that cannot say its head: 503, nothing claimed).
+  now first makes sure the watcher has a checkpoint (a node that cannot say its head: 502, nothing claimed).
 """
 
 from __future__ import annotations
@@ -92,7 +92,8 @@ async def test_an_address_is_claimed_only_once_the_watcher_knows_where_to_watch_
         async with running(settings, store) as app:
             _, headers = await app.sign_in(1302)
             refused = await app.client.post("/api/v1/deposit-addresses", json={"chain": CHAIN}, headers=headers)
-            assert refused.status in (502, 503), await refused.text()
+            assert refused.status == 502, await refused.text()
+            assert (await refused.json())["error"]["code"] == "chain_unavailable"
             assert await store.fetch_all("SELECT id FROM deposit_addresses") == []  # nothing claimed
             down["on"] = False
             address = await app.address(headers)

@@ -44,7 +44,6 @@ CONFIRMATIONS = 3
 POLL_S = 0.05
 RPC_TIMEOUT_S = 0.25  # the sim node's timeout fault hangs longer (sim_chain.HANG_S)
 STEP_PAUSE_S = 0.02
-FIRST_CHECKPOINT_WAIT_S = 30.0
 DAILY_LIMITS = {f"{CHAIN}:ETH": "3", f"{CHAIN}:USDT": "800"}
 DECIMALS = {"ETH": 18, "USDT": 6}
 MIN_MINOR = {"ETH": 10**15, "USDT": 10**6}
@@ -156,18 +155,6 @@ class World:
         self.teller = await start_teller(self.settings, store=self.store, overrides=overrides)
         self.client = TestClient(TestServer(self.teller.app, host="127.0.0.1"))
         await self.client.start_server()
-        if first and not self.known_faults:
-            await self._first_checkpoint()
-
-    async def _first_checkpoint(self) -> None:
-        """Users arrive once the watcher has its first checkpoint (as every deposit test waits): a claim before
-        it is an open finding (test_findings), left to ``--known-faults`` runs."""
-        assert self.store is not None
-        deadline = time.monotonic() + FIRST_CHECKPOINT_WAIT_S
-        while await self.store.fetch_one("SELECT block_number FROM chain_checkpoints") is None:
-            if time.monotonic() > deadline:
-                raise AssertionError(f"no watcher checkpoint within {FIRST_CHECKPOINT_WAIT_S} s")
-            await asyncio.sleep(POLL_S)
 
     async def abandon(self) -> None:
         """The whole tree abandoned: actors stopped where they stand, clients never closed, memory dropped."""
