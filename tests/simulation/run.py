@@ -184,7 +184,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="also the faults of open findings (sim_chain.KNOWN_FINDINGS)")
     parser.add_argument("--chain", choices=("sim", "anvil"), default="sim",
                         help="the simulated node (default) or a real anvil")
-    parser.add_argument("--mutations", nargs="*", help="the mutation check (all if no name is given)")
+    parser.add_argument("--mutations", nargs="*",
+                        help="the mutation check (every one it must kill if no name is given; name a weak one to run it)")
     parser.add_argument("--verbose", action="store_true")
     parser.add_argument("--log-level", default="CRITICAL", help="Teller's own log, to stderr")
     args = parser.parse_args(argv)
