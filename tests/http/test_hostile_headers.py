@@ -8,7 +8,6 @@ Teller's checks and must be answered there.
 
 from __future__ import annotations
 
-import asyncio
 import io
 import json
 from collections.abc import AsyncIterator
@@ -24,6 +23,7 @@ from teller.http import Services, build_app
 from teller.http.auth import Authenticator
 from teller.http.metrics import HttpMetrics
 from teller.http.withdrawals import routes as withdrawal_routes
+from tests.fixtures.common import raw_exchange
 from tests.fixtures.http import OPS_TOKEN, settings_for_tests
 
 GATEWAY_SECRET = "gateway-secret-for-tests"
@@ -57,15 +57,7 @@ async def _raw(port: int, method: str, path: str, headers: list[tuple[bytes, byt
     head = f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n".encode()
     head += b"Content-Length: 0\r\n"
     head += b"".join(name + b": " + value + b"\r\n" for name, value in headers) + b"\r\n"
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    try:
-        writer.write(head)
-        await writer.drain()
-        answer = await reader.read()
-    finally:
-        writer.close()
-    status_line, _, rest = answer.partition(b"\r\n")
-    return int(status_line.split()[1]), rest.partition(b"\r\n\r\n")[2]
+    return await raw_exchange("127.0.0.1", port, head)
 
 
 def _assert_refused(status: int, body: bytes, *, expected: tuple[int, set[str]], log: io.StringIO) -> None:
