@@ -17,13 +17,12 @@ from urllib.parse import parse_qsl
 from aiogram.utils.web_app import check_webapp_signature
 
 from teller.errors import InvalidContact
+from teller.http.auth import CLOCK_SKEW_S, TELEGRAM_ID_MAX  # the same limits as init data
 
 __all__ = ["SignedContact", "parse_signed_contact", "CONTACT_MAX_AGE_S", "CONTACT_LEN_MAX"]
 
 CONTACT_LEN_MAX = 4096
 CONTACT_MAX_AGE_S = 600  # the Mini App posts it the moment the user taps "share"
-CLOCK_SKEW_S = 60
-TELEGRAM_ID_MAX = 2**52
 
 
 @dataclass(frozen=True, slots=True, repr=False)
