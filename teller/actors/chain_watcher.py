@@ -366,6 +366,8 @@ class ChainWatcher(PassLoopActor):
     # -- the second read: blocks just ``confirmations`` deep, read once more -----------------------------
     async def _read_again(self, checkpoint: Checkpoint, head: int) -> None:
         top = checkpoint.block_number - self.chain.confirmations + 1
+        if not self.addresses or (self._read_twice is not None and top <= self._read_twice):
+            return  # nothing new at that depth since the last pass: no query
         window = await self.repo.window(self.name)
         if not self.addresses or not window or top < min(window):
             return
@@ -426,6 +428,8 @@ class ChainWatcher(PassLoopActor):
             self.log.error("deposits.credited_deposit_reorged", chain=self.name, deposit_id=row["id"],
                            tx_hash=row["tx_hash"], block_number=row["block_number"], reverse_at_block=reverse_at)
         self.status.checkpoint = ancestor.block_number
+        if self._read_twice is not None:  # the new branch's blocks get their second read too
+            self._read_twice = min(self._read_twice, ancestor.block_number)
         return ancestor
 
     async def _reverse_due(self) -> None:
